@@ -1,0 +1,1 @@
+"""Embedded PostgreSQL for machines without DATABASE_URL (see ``server``)."""

@@ -1,0 +1,22 @@
+"""Django database backend: PostgreSQL that starts the embedded server on first connect.
+
+Identical to ``django.db.backends.postgresql`` except that opening a connection first makes
+sure the shared embedded server runs (``server.ensure_running``). Settings select it only
+when ``DATABASE_URL`` is unset; ``EMBEDDED_PG_VAR`` in the database's OPTIONS-free entry
+``VAR_DIR`` says where its ``var/`` lives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.db.backends.postgresql import base
+
+from . import server
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        server.ensure_running(Path(self.settings_dict["VAR_DIR"]))
+        return super().get_new_connection(conn_params)

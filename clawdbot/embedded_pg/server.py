@@ -1,0 +1,290 @@
+"""The embedded PostgreSQL: one server per checkout, from the ``pgserver`` wheel's binaries.
+
+Used whenever ``DATABASE_URL`` is unset. Every process of the project (web, worker,
+management commands, tests) shares one server running on ``var/pgdata``:
+
+* ``ensure_running()`` starts it if needed and registers the calling process as a *user*
+  by holding a shared ``flock`` on ``var/pg.users``. The kernel drops that lock when the
+  process dies, however it dies (``kill -9`` included), so there is no pid list to go stale.
+* At exit, a user that can take the lock *exclusively* knows it is the last one and stops
+  the server (``pg_ctl stop -m fast``). Start and stop both run under ``var/pg.lock``, so a
+  process starting while the last one stops waits and then starts the server again.
+
+PostgreSQL refuses to run as root. As root, the server runs as the system user
+``clawdbot-pg`` (created with ``useradd`` when missing), and the folders above ``var/``
+are given the search bit for others so that user can reach its data directory.
+The server listens on a Unix socket only, so it never competes with another PostgreSQL for
+a TCP port.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import hashlib
+import importlib.util
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _pg_bin() -> Path:
+    # Locate the wheel's binaries without importing pgserver: its import has side effects
+    # (a runtime-dir lock file) that this module does not want.
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the pgserver package is not installed (pip install pgserver)")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+PG_BIN = _pg_bin()
+SYSTEM_USER = "clawdbot-pg"
+DB_USER = "postgres"
+DB_NAME = "clawdbot"
+START_TIMEOUT_S = 60
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded PostgreSQL could not be initialised or started; the message says why."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    var: Path
+
+    @property
+    def pgdata(self) -> Path:
+        return self.var / "pgdata"
+
+    @property
+    def start_lock(self) -> Path:
+        return self.var / "pg.lock"
+
+    @property
+    def users_lock(self) -> Path:
+        return self.var / "pg.users"
+
+    @property
+    def log(self) -> Path:
+        return self.pgdata / "server.log"
+
+    @property
+    def socket_dir(self) -> Path:
+        # A Unix socket path may hold ~107 bytes; a deep checkout falls back to /tmp,
+        # named after the data directory so two checkouts never share a socket.
+        candidate = self.var / "run"
+        if len(str(candidate / ".s.PGSQL.5432")) < 100:
+            return candidate
+        digest = hashlib.sha256(str(self.pgdata).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"clawdbot-pg-{digest}"
+
+
+_users_fd: int | None = None
+
+
+def connection_params(var: Path) -> dict[str, str]:
+    """Django ``DATABASES`` entries for the embedded server (it may not be running yet)."""
+    paths = Paths(var)
+    return {"HOST": str(paths.socket_dir), "PORT": "5432", "USER": DB_USER, "NAME": DB_NAME}
+
+
+def ensure_running(var: Path) -> None:
+    """Start the server if it is not running, and register this process as one of its users.
+
+    Idempotent within a process. Raises ``EmbeddedServerError`` with the server log's tail
+    when PostgreSQL does not come up.
+    """
+    global _users_fd
+    if _users_fd is not None and (Paths(var).socket_dir / ".s.PGSQL.5432").exists():
+        return
+    paths = Paths(var)
+    paths.var.mkdir(parents=True, exist_ok=True)
+    with _locked(paths.start_lock):
+        if _users_fd is None:
+            _users_fd = os.open(paths.users_lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(_users_fd, fcntl.LOCK_SH)
+            atexit.register(release, var)
+        run_as = _system_user()
+        if not (paths.pgdata / "PG_VERSION").exists():
+            _initdb(paths, run_as)
+        if not _socket_ready(paths):
+            _start(paths, run_as)
+        _ensure_database(paths)
+
+
+def release(var: Path) -> None:
+    """Unregister this process; the last user out stops the server."""
+    global _users_fd
+    if _users_fd is None:
+        return
+    paths = Paths(var)
+    with _locked(paths.start_lock):
+        os.close(_users_fd)
+        _users_fd = None
+        probe = os.open(paths.users_lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # another process still uses the server
+        finally:
+            os.close(probe)
+        stop(var)
+
+
+def stop(var: Path) -> None:
+    """Stop the server now if it runs (fast shutdown: sessions are rolled back)."""
+    paths = Paths(var)
+    if not (paths.pgdata / "postmaster.pid").exists():
+        return
+    subprocess.run(
+        [str(PG_BIN / "pg_ctl"), "-D", str(paths.pgdata), "-m", "fast", "-w", "stop"],
+        **_as_user(_system_user()),
+        capture_output=True,
+        check=False,
+        cwd="/",
+    )
+
+
+def is_running(var: Path) -> bool:
+    return _socket_ready(Paths(var))
+
+
+class _locked:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
+def _system_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        subprocess.run(
+            [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+            check=True,
+            capture_output=True,
+        )
+    return SYSTEM_USER
+
+
+def _as_user(name: str | None) -> dict[str, object]:
+    """subprocess arguments that drop root for ``name``: uid, its group, no extra groups.
+
+    Keeping root's groups would be worse than useless: a folder's *group* bits (often
+    ``---`` for root's folders) would then apply instead of the *other* bits we grant.
+    """
+    if name is None:
+        return {}
+    entry = pwd.getpwnam(name)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def _grant_access(paths: Paths, user: str) -> None:
+    """Let the unprivileged server user reach var/ and the binaries (search bit only)."""
+    entry = pwd.getpwnam(user)
+    for target in (paths.pgdata, PG_BIN):
+        for parent in reversed(target.resolve().parents):
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                parent.chmod(mode | 0o001)
+    for owned in (paths.pgdata, paths.socket_dir):
+        owned.mkdir(parents=True, exist_ok=True)
+        os.chown(owned, entry.pw_uid, entry.pw_gid)
+    paths.pgdata.chmod(0o700)
+
+
+def _initdb(paths: Paths, run_as: str | None) -> None:
+    paths.pgdata.mkdir(parents=True, exist_ok=True)
+    if run_as:
+        _grant_access(paths, run_as)
+    result = subprocess.run(
+        [
+            str(PG_BIN / "initdb"),
+            "-D", str(paths.pgdata),
+            "-U", DB_USER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+        ],
+        **_as_user(run_as),
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
+    if result.returncode != 0:
+        raise EmbeddedServerError(f"initdb failed in {paths.pgdata}:\n{result.stderr[-2000:]}")
+
+
+def _start(paths: Paths, run_as: str | None) -> None:
+    paths.socket_dir.mkdir(parents=True, exist_ok=True)
+    if run_as:
+        _grant_access(paths, run_as)
+    options = (
+        f"-h '' -k {paths.socket_dir} -c max_connections=300 -c shared_buffers=256MB"
+        " -c unix_socket_permissions=0777"
+    )
+    result = subprocess.run(
+        [
+            str(PG_BIN / "pg_ctl"),
+            "-D", str(paths.pgdata),
+            "-l", str(paths.log),
+            "-o", options,
+            "-w", "-t", str(START_TIMEOUT_S),
+            "start",
+        ],
+        **_as_user(run_as),
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
+    if result.returncode != 0 or not _socket_ready(paths):
+        tail = paths.log.read_text(errors="replace")[-2000:] if paths.log.exists() else ""
+        raise EmbeddedServerError(
+            f"PostgreSQL did not start on {paths.pgdata}:\n{result.stderr}\n{tail}"
+        )
+
+
+def _socket_ready(paths: Paths) -> bool:
+    if not (paths.socket_dir / ".s.PGSQL.5432").exists():
+        return False
+    result = subprocess.run(
+        [str(PG_BIN / "pg_isready"), "-q", "-h", str(paths.socket_dir), "-U", DB_USER],
+        capture_output=True,
+        check=False,
+    )
+    return result.returncode == 0
+
+
+def _ensure_database(paths: Paths) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            conn = psycopg.connect(
+                host=str(paths.socket_dir), user=DB_USER, dbname="postgres", autocommit=True
+            )
+            break
+        except psycopg.OperationalError:
+            # "the database system is starting up" right after pg_ctl -w on a slow disk
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    with conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')

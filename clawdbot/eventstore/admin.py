@@ -1,0 +1,52 @@
+"""The event log in the admin: browsable, searchable, never editable."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from clawdbot.eventstore.models import Event, ProjectionCheckpoint, StreamIndex
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ("position", "type", "stream_id", "version", "recorded_at")
+    list_filter = ("type", ("recorded_at", admin.DateFieldListFilter))
+    search_fields = ("stream_id",)
+    readonly_fields = ("position", "stream_id", "version", "type", "pretty_data",
+                       "pretty_metadata", "recorded_at")
+    exclude = ("data", "metadata")
+    show_full_result_count = False
+
+    @admin.display(description="data")
+    def pretty_data(self, obj: Event) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.data, indent=2, ensure_ascii=False))
+
+    @admin.display(description="metadata")
+    def pretty_metadata(self, obj: Event) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.metadata, indent=2, ensure_ascii=False))
+
+
+@admin.register(ProjectionCheckpoint)
+class CheckpointAdmin(ReadOnlyAdmin):
+    list_display = ("name", "position", "updated_at")
+
+
+@admin.register(StreamIndex)
+class StreamIndexAdmin(ReadOnlyAdmin):
+    list_display = ("stream_id", "version", "last_type", "last_position", "last_recorded_at")
+    search_fields = ("stream_id",)

@@ -1,0 +1,246 @@
+"""Append to and read from the event log. Insert and select only: nothing here updates.
+
+Gap safety: every append takes one transaction-scoped advisory lock before it inserts, so
+appends are serialised from their INSERT to their COMMIT. Positions therefore become
+visible in position order, and a reader that follows ``read_all(after=P)`` can never see
+position P+2 while P+1 is still to commit. (A sequence alone does not give that: a
+transaction that took P+1 may commit after one that took P+2, and a reader that has moved
+past P+2 would skip it for ever.) docs/ARCHITECTURE.md measures this against a high-water
+mark and explains the choice. Rolled-back appends leave holes in the positions, never a
+reorder, so readers need not wait on holes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from django.db import connection
+
+# Arbitrary but fixed key for pg_advisory_xact_lock: "append to eventstore_event".
+APPEND_LOCK_KEY = 0x0C1A_7DB0_E7E0
+
+
+class Expect(Enum):
+    """Expected versions that are not a number."""
+
+    ANY = "any"  # append whatever the stream holds
+    NO_STREAM = "no_stream"  # the stream must not exist yet
+
+
+ExpectedVersion = int | Expect
+
+
+class ConcurrencyError(Exception):
+    """The stream is not at the expected version; nothing was written."""
+
+    def __init__(self, stream_id: str, expected: ExpectedVersion, actual: int) -> None:
+        shown = expected.value if isinstance(expected, Expect) else expected
+        super().__init__(
+            f"stream {stream_id!r} is at version {actual}, expected {shown}; nothing appended"
+        )
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    position: int
+    stream_id: str
+    version: int
+    type: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+
+_INSERT = """
+WITH current AS (
+    SELECT coalesce(max(version), 0) AS version FROM eventstore_event WHERE stream_id = %(stream)s
+)
+INSERT INTO eventstore_event (stream_id, version, type, data, metadata)
+SELECT %(stream)s, current.version + new.ord, new.type, new.data, new.metadata
+FROM current,
+     unnest(%(types)s::text[], %(data)s::jsonb[], %(metadata)s::jsonb[])
+         WITH ORDINALITY AS new(type, data, metadata, ord)
+WHERE %(expected)s::int IS NULL OR current.version = %(expected)s::int
+ORDER BY new.ord
+ON CONFLICT (stream_id, version) DO NOTHING
+RETURNING position, version, recorded_at
+"""
+
+
+def append(
+    stream_id: str,
+    events: Sequence[NewEvent],
+    *,
+    expected_version: ExpectedVersion,
+    project: bool = True,
+) -> list[RecordedEvent]:
+    """Append ``events`` to ``stream_id`` inside the caller's transaction.
+
+    Precondition: an atomic block is open (the events commit or roll back with the
+    caller's other writes). ``expected_version`` is the stream's current version (0 for an
+    empty stream), ``Expect.NO_STREAM`` or ``Expect.ANY``. On a mismatch raises
+    ``ConcurrencyError`` and writes nothing; the transaction stays usable. With ``project``
+    the inline projections are applied to the new events in the same transaction.
+    """
+    if not events:
+        return []
+    if not connection.in_atomic_block:
+        raise RuntimeError("eventstore.append must run inside transaction.atomic()")
+    expected = 0 if expected_version is Expect.NO_STREAM else expected_version
+    params = {
+        "stream": stream_id,
+        "types": [e.type for e in events],
+        "data": [json.dumps(e.data) for e in events],
+        "metadata": [json.dumps(e.metadata) for e in events],
+        "expected": None if expected is Expect.ANY else expected,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
+        cursor.execute(_INSERT, params)
+        rows = cursor.fetchall()
+    if len(rows) != len(events):
+        # Nothing was inserted: the version guard failed, or (without it) the unique
+        # (stream, version) constraint decided. Under the append lock a partial insert
+        # cannot happen, since versions are read and written while the lock is held.
+        raise ConcurrencyError(stream_id, expected_version, stream_version(stream_id))
+    recorded = [
+        RecordedEvent(pos, stream_id, version, e.type, e.data, e.metadata, at)
+        for (pos, version, at), e in zip(rows, events, strict=True)
+    ]
+    if project:
+        from clawdbot.eventstore import projections
+
+        projections.apply_inline(recorded)
+    return recorded
+
+
+def append_one(
+    stream_id: str,
+    type: str,
+    data: dict[str, Any],
+    *,
+    expected_version: ExpectedVersion,
+    metadata: dict[str, Any] | None = None,
+) -> RecordedEvent:
+    """``append`` for the common case of one event."""
+    event = NewEvent(type, data, metadata or {})
+    return append(stream_id, [event], expected_version=expected_version)[0]
+
+
+def stream_version(stream_id: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(max(version), 0) FROM eventstore_event WHERE stream_id = %s",
+            [stream_id],
+        )
+        return cursor.fetchone()[0]
+
+
+_COLUMNS = "position, stream_id, version, type, data, metadata, recorded_at"
+
+
+def read_stream(stream_id: str, *, from_version: int = 1) -> list[RecordedEvent]:
+    """One stream's events in version order, from ``from_version`` on."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_COLUMNS} FROM eventstore_event"
+            " WHERE stream_id = %s AND version >= %s ORDER BY version",
+            [stream_id, from_version],
+        )
+        return [_recorded(row) for row in cursor.fetchall()]
+
+
+def read_all(
+    *, after: int = 0, limit: int = 1000, types: Sequence[str] | None = None
+) -> list[RecordedEvent]:
+    """Up to ``limit`` events with position > ``after``, in position order.
+
+    Safe to follow: a caller that continues from the last position it saw never misses an
+    event committed later (see the module docstring).
+    """
+    sql = f"SELECT {_COLUMNS} FROM eventstore_event WHERE position > %s"
+    params: list[Any] = [after]
+    if types is not None:
+        sql += " AND type = ANY(%s)"
+        params.append(list(types))
+    sql += " ORDER BY position LIMIT %s"
+    params.append(limit)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [_recorded(row) for row in cursor.fetchall()]
+
+
+def iter_all(
+    *, after: int = 0, batch_size: int = 5000, types: Sequence[str] | None = None
+) -> Iterator[list[RecordedEvent]]:
+    """``read_all`` in batches until the end of the log as it is now."""
+    while batch := read_all(after=after, limit=batch_size, types=types):
+        yield batch
+        after = batch[-1].position
+
+
+def count(*, types: Sequence[str] | None = None) -> int:
+    """How many events the log holds (of ``types``, when given)."""
+    sql, params = "SELECT count(*) FROM eventstore_event", []
+    if types is not None:
+        sql += " WHERE type = ANY(%s)"
+        params.append(list(types))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
+
+
+def last_position() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(max(position), 0) FROM eventstore_event")
+        return cursor.fetchone()[0]
+
+
+def lock_appends() -> None:
+    """Block every other append until the current transaction ends (used by rebuilds)."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("lock_appends must run inside transaction.atomic()")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
+
+
+def _recorded(row: tuple[Any, ...]) -> RecordedEvent:
+    position, stream_id, version, type_, data, metadata, recorded_at = row
+    # Django's psycopg setup hands jsonb over as text (JSONField decodes it itself).
+    if isinstance(data, str):
+        data = json.loads(data)
+    if isinstance(metadata, str):
+        metadata = json.loads(metadata)
+    return RecordedEvent(position, stream_id, version, type_, data, metadata, recorded_at)
+
+
+__all__ = [
+    "ConcurrencyError",
+    "count",
+    "Expect",
+    "NewEvent",
+    "RecordedEvent",
+    "append",
+    "append_one",
+    "iter_all",
+    "last_position",
+    "lock_appends",
+    "read_all",
+    "read_stream",
+    "stream_version",
+]

@@ -1,0 +1,189 @@
+"""ClawDBot settings: one file, every difference between deployments read from the environment.
+
+See SPEC §8 / README for the variables. Without ``DATABASE_URL`` an embedded PostgreSQL
+under ``var/`` is used; without the secret variables, development secrets are generated
+once into ``var/secrets.json``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+
+from clawdbot import devsecrets
+from clawdbot.embedded_pg import server as embedded_pg
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("CLAWDBOT_VAR_DIR") or BASE_DIR / "var")
+
+env = environ.Env()
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or devsecrets.load(VAR_DIR)["django"]
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+HOST = env.str("HOST", default="127.0.0.1")
+PORT = env.int("PORT", default=8000)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "channels",
+    "django_q",
+    "clawdbot.eventstore.apps.EventStoreConfig",
+    "orchestrator_app",
+    "feed_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "clawdbot.urls"
+ASGI_APPLICATION = "clawdbot.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+if env.str("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db_url("DATABASE_URL")}
+    EMBEDDED_DATABASE = False
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "clawdbot.embedded_pg",
+            "VAR_DIR": str(VAR_DIR),
+            **embedded_pg.connection_params(VAR_DIR),
+        }
+    }
+    EMBEDDED_DATABASE = True
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DATABASES["default"]["TEST"] = {"NAME": env.str("DJANGO_TEST_DATABASE", default="test_clawdbot")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channels and the task queue --------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+Q_CLUSTER = {
+    "name": "clawdbot",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": 60,
+    "retry": 120,
+    "max_attempts": 1,
+    "catch_up": False,
+    "orm": "default",
+    "poll": 0.1,
+    "save_limit": 1000,
+    "ack_failures": True,
+    "log_level": env.str("Q_LOG_LEVEL", default="WARNING"),
+}
+if REDIS_URL:
+    Q_CLUSTER.pop("orm")
+    Q_CLUSTER["redis"] = REDIS_URL
+
+# --- HTTP API -----------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "clawdbot.api.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ClawDBot milestone pipeline",
+    "DESCRIPTION": "Signed milestone ingest, feed, dead-letter and orchestrator outbox.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Milestones (SPEC §8) ---------------------------------------------------------------
+_dev_secrets = None
+
+
+def _dev_secret(name: str) -> str:
+    global _dev_secrets
+    if _dev_secrets is None:
+        _dev_secrets = devsecrets.load(VAR_DIR)
+    return _dev_secrets[name]
+
+
+MILESTONE_SIGNING_SECRET = env.str("MILESTONE_SIGNING_SECRET", default="") or _dev_secret("legacy")
+MILESTONE_WEBHOOK_SECRET = env.str("MILESTONE_WEBHOOK_SECRET", default="") or _dev_secret(
+    "webhook"
+)
+MILESTONE_INGEST_URL = env.str(
+    "MILESTONE_INGEST_URL", default=f"http://{HOST}:{PORT}/internal/milestones/ingest"
+)
+# Seconds between delivery attempts; attempts = 1 + len(schedule).
+MILESTONE_RETRY_SCHEDULE = env.str(
+    "MILESTONE_RETRY_SCHEDULE", default="5,300,1800,7200,18000,36000,36000"
+)
+MILESTONE_LOG_PATH = Path(
+    env.str("MILESTONE_LOG_PATH", default=str(BASE_DIR / "logs" / "milestones.jsonl"))
+)
+MILESTONE_INGEST_MAX_BYTES = env.int("MILESTONE_INGEST_MAX_BYTES", default=256 * 1024)
+MILESTONE_WEBHOOK_TOLERANCE_S = env.int("MILESTONE_WEBHOOK_TOLERANCE_S", default=300)
+CLAWDBOT_SEED = env.bool("CLAWDBOT_SEED", default=True)
+
+# --- Static files, i18n, logging ----------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,19 @@
+"""Shared fixtures. The database is always a real PostgreSQL (embedded or DATABASE_URL)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+
+
+@pytest.fixture
+def operator(db):
+    """A staff user with an API token, as an operator would set one up."""
+    user = get_user_model().objects.create_user("operator", password="pw", is_staff=True)
+    return user
+
+
+@pytest.fixture
+def operator_token(operator) -> str:
+    return Token.objects.create(user=operator).key
