@@ -207,8 +207,11 @@ def _prepare(value: Any, depth: int) -> Any:
             return value
         raise _NeedsSlowPath
     if isinstance(value, float):
-        if value.is_integer() and -_MAX_SAFE <= value <= _MAX_SAFE:
-            return int(value)
+        if value.is_integer():
+            # Beyond 2**53 JS pads shortest digits with zeros; Python's repr appends ".0".
+            if -_MAX_SAFE <= value <= _MAX_SAFE:
+                return int(value)
+            raise _NeedsSlowPath
         if _REPR_LOW <= abs(value) < _REPR_HIGH:
             return value
         raise _NeedsSlowPath
