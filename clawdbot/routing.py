@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from feed_app.routing import websocket_urlpatterns as feed_websockets
+
+websocket_urlpatterns = [*feed_websockets]

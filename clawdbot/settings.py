@@ -88,6 +88,8 @@ else:
         }
     }
     EMBEDDED_DATABASE = True
+if env.str("CLAWDBOT_DB_NAME", default=""):  # the benchmarks use a scratch database
+    DATABASES["default"]["NAME"] = env.str("CLAWDBOT_DB_NAME")
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DATABASES["default"]["TEST"] = {"NAME": env.str("DJANGO_TEST_DATABASE", default="test_clawdbot")}

@@ -19,6 +19,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+import psycopg
 from django.db import connection
 
 # Arbitrary but fixed key for pg_advisory_xact_lock: "append to eventstore_event".
@@ -66,14 +67,21 @@ class RecordedEvent:
     recorded_at: datetime
 
 
+# One statement, one round trip: take the append lock, read the stream's version, check it,
+# insert. The version read uses the statement's snapshot, taken before the lock was granted,
+# so it can be stale by the appends we waited for; the unique (stream, version) index is
+# what decides then (ON CONFLICT sees every committed row), and a stale ANY is retried.
 _INSERT = """
-WITH current AS (
-    SELECT coalesce(max(version), 0) AS version FROM eventstore_event WHERE stream_id = %(stream)s
+WITH append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(%(lock)s) AS granted),
+current AS (
+    SELECT (SELECT coalesce(max(version), 0) FROM eventstore_event
+            WHERE stream_id = %(stream)s) AS version
+    FROM append_lock
 )
 INSERT INTO eventstore_event (stream_id, version, type, data, metadata)
 SELECT %(stream)s, current.version + new.ord, new.type, new.data, new.metadata
 FROM current,
-     unnest(%(types)s::text[], %(data)s::jsonb[], %(metadata)s::jsonb[])
+     unnest(%(types)s::text[], %(data)s::text[]::jsonb[], %(metadata)s::text[]::jsonb[])
          WITH ORDINALITY AS new(type, data, metadata, ord)
 WHERE %(expected)s::int IS NULL OR current.version = %(expected)s::int
 ORDER BY new.ord
@@ -103,20 +111,19 @@ def append(
         raise RuntimeError("eventstore.append must run inside transaction.atomic()")
     expected = 0 if expected_version is Expect.NO_STREAM else expected_version
     params = {
+        "lock": APPEND_LOCK_KEY,
         "stream": stream_id,
         "types": [e.type for e in events],
         "data": [json.dumps(e.data) for e in events],
         "metadata": [json.dumps(e.metadata) for e in events],
         "expected": None if expected is Expect.ANY else expected,
     }
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [APPEND_LOCK_KEY])
-        cursor.execute(_INSERT, params)
-        rows = cursor.fetchall()
+    rows = _insert(params)
+    if not rows and expected is Expect.ANY:
+        rows = _insert(params)  # the first read was stale: a fresh statement sees the rest
     if len(rows) != len(events):
-        # Nothing was inserted: the version guard failed, or (without it) the unique
-        # (stream, version) constraint decided. Under the append lock a partial insert
-        # cannot happen, since versions are read and written while the lock is held.
+        # Nothing was inserted: the version guard failed or the unique (stream, version)
+        # index decided. Under the append lock a partial insert cannot happen.
         raise ConcurrencyError(stream_id, expected_version, stream_version(stream_id))
     recorded = [
         RecordedEvent(pos, stream_id, version, e.type, e.data, e.metadata, at)
@@ -127,6 +134,15 @@ def append(
 
         projections.apply_inline(recorded)
     return recorded
+
+
+def _insert(params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    # A plain psycopg cursor on Django's connection: server-side parameters, so the
+    # statement is prepared once per connection instead of planned on every append.
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_INSERT, params, prepare=True)
+        return cursor.fetchall()
 
 
 def append_one(

@@ -1,0 +1,1 @@
+"""One-command benchmarks: ``make bench`` (``python -m bench [NAME ...]``)."""
