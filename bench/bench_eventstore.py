@@ -99,7 +99,7 @@ def _peer(workers: int, processes: bool = False) -> float:
     state = json.dumps(PAYLOAD).encode()
     recorders: dict[int, PostgresApplicationRecorder] = {}
 
-    def recorder(pool_size: int) -> PostgresApplicationRecorder:
+    def recorder(pool_size: int, create: bool = False) -> PostgresApplicationRecorder:
         datastore = PostgresDatastore(
             dbname=str(params["dbname"]),
             host=str(params.get("host") or "127.0.0.1"),
@@ -109,13 +109,15 @@ def _peer(workers: int, processes: bool = False) -> float:
             pool_size=pool_size,
         )
         made = PostgresApplicationRecorder(datastore, events_table_name="bench_peer_events")
-        made.create_table()
+        if create:
+            made.create_table()
         return made
 
     def work(worker: int, i: int) -> None:
         target = recorders[worker] if processes else shared
         target.insert_events([StoredEvent(uuid.uuid4(), 1, "bench.appended", state)])
 
+    recorder(1, create=True).datastore.close()
     if processes:
         return in_processes(workers, PER_WORKER, work,
                             setup=lambda w: recorders.__setitem__(w, recorder(1)))

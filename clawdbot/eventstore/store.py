@@ -67,27 +67,10 @@ class RecordedEvent:
     recorded_at: datetime
 
 
-# One statement, one round trip: take the append lock, read the stream's version, check it,
-# insert. The version read uses the statement's snapshot, taken before the lock was granted,
-# so it can be stale by the appends we waited for; the unique (stream, version) index is
-# what decides then (ON CONFLICT sees every committed row), and a stale ANY is retried.
-_INSERT = """
-WITH append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(%(lock)s) AS granted),
-current AS (
-    SELECT (SELECT coalesce(max(version), 0) FROM eventstore_event
-            WHERE stream_id = %(stream)s) AS version
-    FROM append_lock
-)
-INSERT INTO eventstore_event (stream_id, version, type, data, metadata)
-SELECT %(stream)s, current.version + new.ord, new.type, new.data, new.metadata
-FROM current,
-     unnest(%(types)s::text[], %(data)s::text[]::jsonb[], %(metadata)s::text[]::jsonb[])
-         WITH ORDINALITY AS new(type, data, metadata, ord)
-WHERE %(expected)s::int IS NULL OR current.version = %(expected)s::int
-ORDER BY new.ord
-ON CONFLICT (stream_id, version) DO NOTHING
-RETURNING position, version, recorded_at
-"""
+# One round trip: eventstore_append (migration 0002) takes the append lock, reads the
+# stream's version with a fresh snapshot, checks it and inserts. ON CONFLICT leaves the
+# final word on duplicates to the unique (stream, version) index.
+_APPEND = "SELECT * FROM eventstore_append(%s, %s, %s, %s::jsonb[], %s::jsonb[], %s)"
 
 
 def append(
@@ -110,17 +93,15 @@ def append(
     if not connection.in_atomic_block:
         raise RuntimeError("eventstore.append must run inside transaction.atomic()")
     expected = 0 if expected_version is Expect.NO_STREAM else expected_version
-    params = {
-        "lock": APPEND_LOCK_KEY,
-        "stream": stream_id,
-        "types": [e.type for e in events],
-        "data": [json.dumps(e.data) for e in events],
-        "metadata": [json.dumps(e.metadata) for e in events],
-        "expected": None if expected is Expect.ANY else expected,
-    }
+    params = [
+        APPEND_LOCK_KEY,
+        stream_id,
+        [e.type for e in events],
+        [json.dumps(e.data) for e in events],
+        [json.dumps(e.metadata) for e in events],
+        None if expected is Expect.ANY else expected,
+    ]
     rows = _insert(params)
-    if not rows and expected is Expect.ANY:
-        rows = _insert(params)  # the first read was stale: a fresh statement sees the rest
     if len(rows) != len(events):
         # Nothing was inserted: the version guard failed or the unique (stream, version)
         # index decided. Under the append lock a partial insert cannot happen.
@@ -136,12 +117,12 @@ def append(
     return recorded
 
 
-def _insert(params: dict[str, Any]) -> list[tuple[Any, ...]]:
+def _insert(params: list[Any]) -> list[tuple[Any, ...]]:
     # A plain psycopg cursor on Django's connection: server-side parameters, so the
     # statement is prepared once per connection instead of planned on every append.
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_INSERT, params, prepare=True)
+        cursor.execute(_APPEND, params, prepare=True)
         return cursor.fetchall()
 
 
