@@ -1,0 +1,93 @@
+"""``make run``'s supervisor: serves, stops everything on Ctrl-C, keeps its data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from clawdbot.embedded_pg import server
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(var: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CLAWDBOT_DB_NAME")}
+    env.update(CLAWDBOT_VAR_DIR=str(var), PORT=str(port), CLAWDBOT_SEED="0",
+               MILESTONE_LOG_PATH=str(var / "milestones.jsonl"))
+    return env
+
+
+def _manage(var: Path, port: int, *args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=_env(var, port),
+        check=True, capture_output=True, text=True, timeout=120,
+    ).stdout
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).json()["ok"]
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def _serve(var: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clawdbot.serve"], cwd=ROOT, env=_env(var, port),
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: _healthy(port) or proc.poll() is not None, timeout=120, what="health")
+    assert proc.poll() is None, "make run exited before serving"
+    return proc
+
+
+def _ctrl_c(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    """Send SIGINT to the whole process group, as a terminal's Ctrl-C does."""
+    members = [proc_ for proc_ in psutil.process_iter() if _in_group(proc_, proc.pid)]
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
+    return members
+
+
+def _in_group(candidate: psutil.Process, pgid: int) -> bool:
+    try:
+        return os.getpgid(candidate.pid) == pgid
+    except (ProcessLookupError, psutil.Error):
+        return False
+
+
+def test_run_serves_then_ctrl_c_leaves_nothing_behind_and_data_survives(tmp_path):
+    var, port = tmp_path / "var", _free_port()
+    proc = _serve(var, port)
+    assert httpx.get(f"http://127.0.0.1:{port}/admin/login/", timeout=5).status_code == 200
+    _manage(var, port, "shell", "-c",
+            "from django.contrib.auth.models import User; User.objects.create(username='kept')")
+    members = _ctrl_c(proc)
+
+    assert len(members) >= 3  # supervisor, web, worker (and its children)
+    assert not any(m.is_running() and m.status() != psutil.STATUS_ZOMBIE for m in members)
+    assert not server.is_running(var), "PostgreSQL outlived make run"
+
+    proc = _serve(var, port)
+    out = _manage(var, port, "shell", "-c",
+                  "from django.contrib.auth.models import User;"
+                  " print(User.objects.filter(username='kept').count())")
+    _ctrl_c(proc)
+    assert out.strip().splitlines()[-1] == "1"
+    assert not server.is_running(var)
