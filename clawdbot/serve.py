@@ -2,7 +2,7 @@
 
 Starts the ASGI server (daphne: HTTP and WebSocket) and the django-q2 worker as child
 processes, runs the post-start steps (sample milestones into an empty database), and on
-Ctrl-C or SIGTERM stops both children, then exits. With the embedded database this
+Ctrl-C or SIGTERM stops both children (and anything they forked), then exits. With the embedded database this
 process holds the server for the whole run, so PostgreSQL stops right after the children.
 """
 
@@ -40,8 +40,9 @@ def main() -> int:
         "web": subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", host, "-p", port, "clawdbot.asgi:application"],
             cwd=BASE_DIR,
+            process_group=0,
         ),
-        "worker": subprocess.Popen(_manage("qcluster"), cwd=BASE_DIR),
+        "worker": subprocess.Popen(_manage("qcluster"), cwd=BASE_DIR, process_group=0),
     }
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
@@ -82,6 +83,12 @@ def _post_start(settings: object) -> None:
 
 
 def _stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Ask each child to stop, then make sure nothing of its process group is left.
+
+    Each child runs in a process group of its own (so the supervisor decides the order of
+    shutdown, whatever the terminal sends); the final SIGKILL to the group removes
+    grandchildren a child left behind (the worker's forked processes, say).
+    """
     for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -92,6 +99,10 @@ def _stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the group is empty: the child took its processes with it
 
 
 if __name__ == "__main__":

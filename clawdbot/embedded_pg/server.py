@@ -5,10 +5,12 @@ management commands, tests) shares one server running on ``var/pgdata``:
 
 * ``ensure_running()`` starts it if needed and registers the calling process as a *user*
   by holding a shared ``flock`` on ``var/pg.users``. The kernel drops that lock when the
-  process dies, however it dies (``kill -9`` included), so there is no pid list to go stale.
-* At exit, a user that can take the lock *exclusively* knows it is the last one and stops
-  the server (``pg_ctl stop -m fast``). Start and stop both run under ``var/pg.lock``, so a
-  process starting while the last one stops waits and then starts the server again.
+  process dies, however it dies (``kill -9``, ``os._exit`` in a forked worker), so there is
+  no pid list to go stale and no exit hook to be skipped.
+* A detached watcher process (``watcher.py``) waits to take that lock *exclusively*, which
+  the kernel grants once the last user is gone, then stops the server (``pg_ctl stop -m
+  fast``) and exits. Start and stop both run under ``var/pg.lock``, so a process starting
+  while the server stops waits and then starts it again.
 
 PostgreSQL refuses to run as root. As root, the server runs as the system user
 ``clawdbot-pg`` (created with ``useradd`` when missing), and the folders above ``var/``
@@ -19,7 +21,6 @@ a TCP port.
 
 from __future__ import annotations
 
-import atexit
 import fcntl
 import hashlib
 import importlib.util
@@ -27,6 +28,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -70,6 +72,10 @@ class Paths:
         return self.var / "pg.users"
 
     @property
+    def watcher_lock(self) -> Path:
+        return self.var / "pg.watcher"
+
+    @property
     def log(self) -> Path:
         return self.pgdata / "server.log"
 
@@ -106,34 +112,40 @@ def ensure_running(var: Path) -> None:
     paths.var.mkdir(parents=True, exist_ok=True)
     with _locked(paths.start_lock):
         if _users_fd is None:
+            # Held until this process ends; forked children share it, which is right:
+            # they use the server too.
             _users_fd = os.open(paths.users_lock, os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(_users_fd, fcntl.LOCK_SH)
-            atexit.register(release, var)
         run_as = _system_user()
         if not (paths.pgdata / "PG_VERSION").exists():
             _initdb(paths, run_as)
         if not _socket_ready(paths):
             _start(paths, run_as)
+        _ensure_watcher(paths)
         _ensure_database(paths)
 
 
-def release(var: Path) -> None:
-    """Unregister this process; the last user out stops the server."""
-    global _users_fd
-    if _users_fd is None:
-        return
-    paths = Paths(var)
-    with _locked(paths.start_lock):
-        os.close(_users_fd)
-        _users_fd = None
-        probe = os.open(paths.users_lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return  # another process still uses the server
-        finally:
-            os.close(probe)
-        stop(var)
+def _ensure_watcher(paths: Paths) -> None:
+    """Make sure a watcher (``watcher.py``) will stop the server once its last user is gone.
+
+    Called with the start lock held. The watcher holds ``pg.watcher`` while it lives, so a
+    free lock means there is none (it stopped the server, or was killed).
+    """
+    probe = os.open(paths.watcher_lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # a watcher is on duty
+    finally:
+        os.close(probe)
+    subprocess.Popen(
+        [sys.executable, "-m", "clawdbot.embedded_pg.watcher", str(paths.var)],
+        cwd=Path(__file__).resolve().parents[2],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # outlives whoever started it, ignores their Ctrl-C
+    )
 
 
 def stop(var: Path) -> None:
@@ -226,7 +238,9 @@ def _initdb(paths: Paths, run_as: str | None) -> None:
         cwd="/",
     )
     if result.returncode != 0:
-        raise EmbeddedServerError(f"initdb failed in {paths.pgdata}:\n{result.stderr[-2000:]}")
+        raise EmbeddedServerError(
+            f"initdb failed in {paths.pgdata}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
 
 
 def _start(paths: Paths, run_as: str | None) -> None:

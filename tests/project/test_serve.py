@@ -58,31 +58,29 @@ def _serve(var: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def _ctrl_c(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
-    """Send SIGINT to the whole process group, as a terminal's Ctrl-C does."""
-    members = [proc_ for proc_ in psutil.process_iter() if _in_group(proc_, proc.pid)]
+    """Send SIGINT to the foreground process group, as a terminal's Ctrl-C does.
+
+    Returns every process the run had started, descendants included.
+    """
+    members = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
     os.killpg(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=60) == 0
     return members
 
 
-def _in_group(candidate: psutil.Process, pgid: int) -> bool:
-    try:
-        return os.getpgid(candidate.pid) == pgid
-    except (ProcessLookupError, psutil.Error):
-        return False
-
-
-def test_run_serves_then_ctrl_c_leaves_nothing_behind_and_data_survives(tmp_path):
-    var, port = tmp_path / "var", _free_port()
+def test_run_serves_then_ctrl_c_leaves_nothing_behind_and_data_survives(var_dir):
+    var, port = var_dir, _free_port()
     proc = _serve(var, port)
     assert httpx.get(f"http://127.0.0.1:{port}/admin/login/", timeout=5).status_code == 200
     _manage(var, port, "shell", "-c",
             "from django.contrib.auth.models import User; User.objects.create(username='kept')")
     members = _ctrl_c(proc)
 
-    assert len(members) >= 3  # supervisor, web, worker (and its children)
-    assert not any(m.is_running() and m.status() != psutil.STATUS_ZOMBIE for m in members)
-    assert not server.is_running(var), "PostgreSQL outlived make run"
+    assert len(members) >= 4  # supervisor, web, worker and the worker's own processes
+    wait_for(lambda: not [m for m in members if _alive(m)], timeout=10,
+             what="every process of the run to end")
+    wait_for(lambda: _stopped(var) and not _watchers(var), timeout=30,
+             what="PostgreSQL and its watcher to stop after make run")
 
     proc = _serve(var, port)
     out = _manage(var, port, "shell", "-c",
@@ -90,4 +88,25 @@ def test_run_serves_then_ctrl_c_leaves_nothing_behind_and_data_survives(tmp_path
                   " print(User.objects.filter(username='kept').count())")
     _ctrl_c(proc)
     assert out.strip().splitlines()[-1] == "1"
-    assert not server.is_running(var)
+    wait_for(lambda: _stopped(var), timeout=30, what="PostgreSQL to stop")
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _watchers(var: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "clawdbot.embedded_pg.watcher" in cmdline and str(var) in cmdline:
+            found.append(proc)
+    return found
+
+
+def _stopped(var: Path) -> bool:
+    """Fully stopped: pg_ctl removes postmaster.pid last."""
+    return not server.is_running(var) and not (var / "pgdata" / "postmaster.pid").exists()
