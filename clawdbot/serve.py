@@ -2,12 +2,14 @@
 
 Starts the ASGI server (daphne: HTTP and WebSocket) and the django-q2 worker as child
 processes, runs the post-start steps (sample milestones into an empty database), and on
-Ctrl-C or SIGTERM stops both children (and anything they forked), then exits. With the embedded database this
+Ctrl-C or SIGTERM stops both children (and anything they forked), then
+exits. With the embedded database this
 process holds the server for the whole run, so PostgreSQL stops right after the children.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -99,10 +101,8 @@ def _stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-        try:
+        with contextlib.suppress(ProcessLookupError):  # an empty group: nothing was left
             os.killpg(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # the group is empty: the child took its processes with it
 
 
 if __name__ == "__main__":
