@@ -2,9 +2,9 @@
 
 Starts the ASGI server (daphne: HTTP and WebSocket) and the django-q2 worker as child
 processes, runs the post-start steps (sample milestones into an empty database), and on
-Ctrl-C or SIGTERM stops both children (and anything they forked), then
-exits. With the embedded database this
-process holds the server for the whole run, so PostgreSQL stops right after the children.
+Ctrl-C or SIGTERM stops both children (and anything they forked), then exits. With the
+embedded database this process uses the server for the whole run, so the server's watcher
+stops PostgreSQL right after the run ends.
 """
 
 from __future__ import annotations
