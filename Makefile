@@ -6,7 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean-db
+.PHONY: install run test lint typecheck bench
+
+TYPECHECK_PATHS ?= clawdbot
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required" >&2; exit 1; }
@@ -27,6 +29,10 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+## Type-check the application code (mypy with the Django and DRF plugins).
+typecheck: install
+	$(BIN)/mypy $(TYPECHECK_PATHS)
 
 ## Run the benchmarks; writes bench/results.json and prints a table.
 bench: install

@@ -33,6 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 
 def _pg_bin() -> Path:
@@ -193,7 +194,13 @@ def _system_user() -> str | None:
     return SYSTEM_USER
 
 
-def _as_user(name: str | None) -> dict[str, object]:
+class _RunAs(TypedDict, total=False):
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
+def _as_user(name: str | None) -> _RunAs:
     """subprocess arguments that drop root for ``name``: uid, its group, no extra groups.
 
     Keeping root's groups would be worse than useless: a folder's *group* bits (often

@@ -135,6 +135,6 @@ def table_snapshot(projection: Projection) -> dict[str, list[tuple[object, ...]]
     for model in projection.models:
         fields: Iterable[str] = [f.attname for f in model._meta.concrete_fields]
         snapshot[model._meta.db_table] = list(
-            model.objects.order_by("pk").values_list(*fields)
+            model._default_manager.order_by("pk").values_list(*fields)
         )
     return snapshot
