@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served locally: no CDN at runtime
     "channels",
     "django_q",
     "clawdbot.eventstore.apps.EventStoreConfig",
@@ -142,6 +143,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Signed milestone ingest, feed, dead-letter and orchestrator outbox.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Milestones (SPEC §8) ---------------------------------------------------------------
