@@ -210,7 +210,7 @@ def test_dead_letter_never_holds_a_secret_or_the_whole_body(ingest):
     ingest.post(body, headers)
     (event,) = store.read_all(types=["feed.ingest_rejected"])
     stored = json.dumps(event.data) + json.dumps(event.metadata)
-    for secret in [settings_secret for settings_secret in _all_secrets()]:
+    for secret in _all_secrets():
         assert secret not in stored
     assert headers["x-openclaw-signature"] not in stored
     assert headers["webhook-signature"].split(",", 1)[1] not in stored
