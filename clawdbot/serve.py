@@ -19,6 +19,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 15
 
 
+def web_stack() -> str:
+    """The ASGI server ``make run`` uses (see docs/PERFORMANCE.md for the measurements)."""
+    return os.environ.get("CLAWDBOT_WEB_SERVER", "daphne")
+
+
 def _manage(*args: str) -> list[str]:
     return [sys.executable, str(BASE_DIR / "manage.py"), *args]
 

@@ -3,7 +3,11 @@
 No gap, no repeat: the consumer joins the live group *before* reading the catch-up, so a
 milestone committed meanwhile is either in the catch-up read or queued for the consumer
 (Channels hands a consumer its messages one at a time, so they wait until the catch-up is
-sent). Every message at or below the last position sent is dropped.
+sent). A live message is only a signal that the feed moved past its position: the
+consumer then sends what the database holds after the last position it sent. Appends
+commit in position order (the event store's append lock), so that read never skips a
+milestone, even when two broadcasts arrive out of order or one is lost; messages at or
+below the last position sent are dropped.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ class MilestoneConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(GROUP, self.channel_name)
         await self.accept()
         self.last_sent = after if after >= 0 else await _last_position()
+        await self._send_stored()
+
+    async def _send_stored(self) -> None:
+        """Send every stored milestone after ``last_sent``, in position order."""
         while batch := await _batch_after(self.last_sent):
             for message in batch:
                 await self.send_json(message)
@@ -42,10 +50,8 @@ class MilestoneConsumer(AsyncJsonWebsocketConsumer):
         """Clients have nothing to say; their messages are ignored."""
 
     async def milestone_live(self, event: dict) -> None:
-        message = event["message"]
-        if message["position"] > self.last_sent:
-            self.last_sent = message["position"]
-            await self.send_json(message)
+        if event["message"]["position"] > self.last_sent:
+            await self._send_stored()
 
 
 def _after(query_string: bytes) -> int | None:

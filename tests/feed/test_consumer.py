@@ -153,3 +153,38 @@ def test_malformed_after_closes_the_socket(query):
         return connected
 
     assert async_to_sync(scenario)() is False
+
+
+def _store_without_broadcast(count: int) -> list[int]:
+    from django.db import transaction
+
+    from clawdbot.eventstore import store
+    from clawdbot.eventstore.store import Expect, NewEvent
+
+    positions = []
+    for _ in range(count):
+        envelope = EnvelopeFactory()
+        data = {"idempotencyKey": envelope["idempotencyKey"], "sentAtUtc": None,
+                "scheme": "legacy", "event": envelope["event"]}
+        with transaction.atomic():
+            (event,) = store.append(f"feed-ingest-{envelope['idempotencyKey']}",
+                                    [NewEvent("feed.milestone_accepted", data)],
+                                    expected_version=Expect.NO_STREAM)
+        positions.append(event.position)
+    return positions
+
+
+def test_a_lost_or_reordered_broadcast_leaves_no_gap():
+    async def scenario() -> tuple[list[int], list[int]]:
+        communicator = await _connect()
+        stored = await sync_to_async(_store_without_broadcast)(3)
+        # Only the last milestone's broadcast arrives: the first two were lost or late.
+        last = {"type": "milestone", "position": stored[-1], "event": {}}
+        await get_channel_layer().group_send(GROUP, {"type": "milestone.live", "message": last})
+        received = [m["position"] for m in await _receive(communicator, 3)]
+        assert await communicator.receive_nothing()
+        await communicator.disconnect()
+        return stored, received
+
+    stored, received = async_to_sync(scenario)()
+    assert received == stored
