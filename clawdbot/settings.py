@@ -91,6 +91,16 @@ else:
     EMBEDDED_DATABASE = True
 if env.str("CLAWDBOT_DB_NAME", default=""):  # the benchmarks use a scratch database
     DATABASES["default"]["NAME"] = env.str("CLAWDBOT_DB_NAME")
+# Under ASGI every request runs in a fresh thread, so per-thread persistent connections
+# pile up (and ran the embedded server out of connections under load): a process-wide
+# psycopg pool serves the threads instead. DJANGO_DB_POOL_SIZE=0 goes back to per-thread
+# connections kept DJANGO_CONN_MAX_AGE seconds.
+DB_POOL_SIZE = env.int("DJANGO_DB_POOL_SIZE", default=20)
+if DB_POOL_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2, "max_size": DB_POOL_SIZE, "timeout": 10,
+    }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DATABASES["default"]["TEST"] = {"NAME": env.str("DJANGO_TEST_DATABASE", default="test_clawdbot")}

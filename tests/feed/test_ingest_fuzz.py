@@ -27,7 +27,8 @@ HEADER_NAMES = ["x-openclaw-signature", "x-openclaw-timestamp", "webhook-id",
                 "webhook-timestamp", "webhook-signature"]
 header_values = st.text(alphabet=string.printable.strip() + " é", max_size=80)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none() | st.booleans() | st.integers() | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=20,
 )
