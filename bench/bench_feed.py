@@ -57,6 +57,8 @@ def run() -> dict[str, float]:
             results["baseline_bare_insert_rps" + suffix] = bare.rps
             results["ingest_rps" + suffix] = ingest.rps
             results["ingest_p99_ms" + suffix] = ingest.p99_ms
+            print(f"   {connections} connections: ingest {ingest.rps:.0f} req/s "
+                  f"(p99 {ingest.p99_ms:.0f} ms), bare insert {bare.rps:.0f} req/s", flush=True)
         for key in ("baseline_bare_insert_rps", "ingest_rps", "ingest_p99_ms"):
             results[key] = results[key + "_64c"]
         results["feed_rows"] = _seed_feed(FEED_ROWS)

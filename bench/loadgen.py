@@ -87,7 +87,8 @@ def load(host: str, port: int, requests: Iterator[bytes] | Callable[[], bytes], 
          connections: int, duration_s: float = 8.0, warmup_s: float = 1.0) -> LoadResult:
     """Drive ``connections`` keep-alive connections; ``requests`` yields raw request bytes."""
     if callable(requests):
-        requests = (requests() for _ in itertools.count())
+        make = requests
+        requests = (make() for _ in itertools.count())
     try:
         import uvloop
 

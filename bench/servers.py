@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,16 +20,10 @@ def _free_port() -> int:
 
 
 def command(stack: str, host: str, port: int) -> list[str]:
-    """The server command of a stack: ``daphne``, ``uvicorn`` or ``uvicorn:<workers>``."""
-    app = "clawdbot.asgi:application"
-    if stack == "daphne":
-        return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "-v", "0", app]
-    if stack.startswith("uvicorn"):
-        workers = stack.partition(":")[2] or "1"
-        return [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port),
-                "--workers", workers, "--no-access-log", "--log-level", "warning",
-                "--lifespan", "off", app]
-    raise ValueError(f"unknown server stack {stack!r}")
+    """The server command of a stack: what ``make run`` would start (clawdbot.serve)."""
+    from clawdbot.serve import web_command
+
+    return web_command(host, port, stack)
 
 
 def _ready(url: str) -> bool:

@@ -1,6 +1,7 @@
 """``make run``: migrate, then serve the whole pipeline in the foreground.
 
-Starts the ASGI server (daphne: HTTP and WebSocket) and the django-q2 worker as child
+Starts the ASGI server (uvicorn, one process: HTTP and WebSocket; see
+docs/PERFORMANCE.md for why) and the django-q2 worker as child
 processes, runs the post-start steps (sample milestones into an empty database), and on
 Ctrl-C or SIGTERM stops both children, then exits. With the embedded database this
 process holds the server for the whole run, so PostgreSQL stops right after the children.
@@ -20,8 +21,24 @@ STOP_GRACE_S = 15
 
 
 def web_stack() -> str:
-    """The ASGI server ``make run`` uses (see docs/PERFORMANCE.md for the measurements)."""
-    return os.environ.get("CLAWDBOT_WEB_SERVER", "daphne")
+    """The ASGI server ``make run`` uses: ``uvicorn`` (default) or ``daphne``.
+
+    Chosen by measurement (docs/PERFORMANCE.md). One process, so the in-process channel
+    layer reaches every WebSocket; set REDIS_URL before running more than one.
+    """
+    return os.environ.get("CLAWDBOT_WEB_SERVER", "uvicorn")
+
+
+def web_command(host: str, port: int | str, stack: str | None = None) -> list[str]:
+    """The command line that serves ``clawdbot.asgi`` with ``stack`` on host:port."""
+    stack = stack or web_stack()
+    app = "clawdbot.asgi:application"
+    if stack == "daphne":
+        return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "-v", "0", app]
+    if stack == "uvicorn":
+        return [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port),
+                "--no-access-log", "--lifespan", "off", app]
+    raise ValueError(f"unknown web server {stack!r} (uvicorn or daphne)")
 
 
 def _manage(*args: str) -> list[str]:
@@ -42,10 +59,7 @@ def main() -> int:
 
     host, port = settings.HOST, str(settings.PORT)
     children = {
-        "web": subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", host, "-p", port, "clawdbot.asgi:application"],
-            cwd=BASE_DIR,
-        ),
+        "web": subprocess.Popen(web_command(host, port), cwd=BASE_DIR),
         "worker": subprocess.Popen(_manage("qcluster"), cwd=BASE_DIR),
     }
     signal.signal(signal.SIGINT, _raise_stop)

@@ -45,6 +45,7 @@ class IngestCheck:
         self.schemes: list[str] = []
         self.scheme = "none"
         self.key: str | None = None
+        self._valid: contract.Envelope | None = None
 
     def run(self) -> contract.Envelope:
         if self.request.over_limit:
@@ -91,7 +92,7 @@ class IngestCheck:
     def _idempotency_key(self, payload: Any) -> dict[str, list[str]]:
         """Validate the envelope; refuse now if the key is unusable, else return the errors."""
         try:
-            contract.validate_envelope(payload)
+            self._valid = contract.validate_envelope(payload)
         except contract.MilestoneInvalid as exc:
             errors = exc.errors
         else:
@@ -143,8 +144,8 @@ class IngestCheck:
             raise SignatureRejected(code, exc.reason) from None
 
     def _envelope(self, payload: Any, errors: dict[str, list[str]]) -> contract.Envelope:
-        if not errors:
-            return contract.validate_envelope(payload)
+        if self._valid is not None:
+            return self._valid
         unstorable = [p for p, msgs in errors.items() if _UNSTORABLE.intersection(msgs)]
         if unstorable:
             raise IngestRejected(

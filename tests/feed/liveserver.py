@@ -1,11 +1,10 @@
-"""A real ASGI server (daphne, as ``make run`` serves) in a subprocess, on the test database."""
+"""A real ASGI server (the one ``make run`` serves) in a subprocess, on the test database."""
 
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 from django.db import connection
 
+from clawdbot.serve import web_command
 from tests.helpers import wait_for
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -33,13 +33,12 @@ def _answers(url: str) -> bool:
 
 @contextmanager
 def asgi_server() -> Iterator[str]:
-    """Yield the base URL of a daphne serving ``clawdbot.asgi`` on the test database."""
+    """Yield the base URL of the ASGI server serving ``clawdbot.asgi`` on the test database."""
     port = _free_port()
     env = {**os.environ, "CLAWDBOT_DB_NAME": connection.settings_dict["NAME"],
            "DJANGO_SETTINGS_MODULE": "clawdbot.settings"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-         "clawdbot.asgi:application"],
+        web_command("127.0.0.1", port),
         cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
@@ -47,7 +46,7 @@ def asgi_server() -> Iterator[str]:
         wait_for(lambda: process.poll() is not None or _answers(url), timeout=30,
                  what="the ASGI server to answer")
         if process.poll() is not None:
-            raise RuntimeError(f"daphne exited: {process.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"the ASGI server exited: {process.stderr.read().decode()[-2000:]}")
         yield url
     finally:
         process.terminate()

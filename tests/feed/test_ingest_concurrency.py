@@ -1,6 +1,6 @@
 """Exactly one of many concurrent identical deliveries is accepted.
 
-Real HTTP against a real ASGI server process (daphne, as ``make run`` serves): the threaded
+Real HTTP against a real ASGI server process (the one ``make run`` serves): the threaded
 WSGI live server's listen backlog of 5 resets connections under 64 simultaneous connects.
 """
 
