@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import time
@@ -38,7 +37,9 @@ def _ready(url: str) -> bool:
 def server(stack: str, *, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """Run ``stack`` on a free port with the benchmark settings; yield (host, port)."""
     host, port = "127.0.0.1", _free_port()
-    child_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings",
+    from clawdbot.serve import web_env
+
+    child_env = {**web_env(), "DJANGO_SETTINGS_MODULE": "bench.settings",
                  "LOG_LEVEL": "ERROR", **(env or {})}
     process = subprocess.Popen(command(stack, host, port), cwd=BASE_DIR, env=child_env)
     try:

@@ -29,6 +29,17 @@ def web_stack() -> str:
     return os.environ.get("CLAWDBOT_WEB_SERVER", "uvicorn")
 
 
+#: Connections in the web server's pool (see settings.py: the ASGI threads share them).
+WEB_DB_POOL_SIZE = "20"
+
+
+def web_env() -> dict[str, str]:
+    """The environment of the web server process: the project's plus a database pool."""
+    env = dict(os.environ)
+    env.setdefault("DJANGO_DB_POOL_SIZE", WEB_DB_POOL_SIZE)
+    return env
+
+
 def web_command(host: str, port: int | str, stack: str | None = None) -> list[str]:
     """The command line that serves ``clawdbot.asgi`` with ``stack`` on host:port."""
     stack = stack or web_stack()
@@ -59,7 +70,7 @@ def main() -> int:
 
     host, port = settings.HOST, str(settings.PORT)
     children = {
-        "web": subprocess.Popen(web_command(host, port), cwd=BASE_DIR),
+        "web": subprocess.Popen(web_command(host, port), cwd=BASE_DIR, env=web_env()),
         "worker": subprocess.Popen(_manage("qcluster"), cwd=BASE_DIR),
     }
     signal.signal(signal.SIGINT, _raise_stop)

@@ -92,10 +92,10 @@ else:
 if env.str("CLAWDBOT_DB_NAME", default=""):  # the benchmarks use a scratch database
     DATABASES["default"]["NAME"] = env.str("CLAWDBOT_DB_NAME")
 # Under ASGI every request runs in a fresh thread, so per-thread persistent connections
-# pile up (and ran the embedded server out of connections under load): a process-wide
-# psycopg pool serves the threads instead. DJANGO_DB_POOL_SIZE=0 goes back to per-thread
-# connections kept DJANGO_CONN_MAX_AGE seconds.
-DB_POOL_SIZE = env.int("DJANGO_DB_POOL_SIZE", default=20)
+# pile up (and ran the embedded server out of connections under load): the web server
+# process sets DJANGO_DB_POOL_SIZE (clawdbot.serve.web_env) for a process-wide psycopg
+# pool. Off elsewhere: a pool's open connections must not be inherited by forked workers.
+DB_POOL_SIZE = env.int("DJANGO_DB_POOL_SIZE", default=0)
 if DB_POOL_SIZE:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 import httpx
 from django.db import connection
 
-from clawdbot.serve import web_command
+from clawdbot.serve import web_command, web_env
 from tests.helpers import wait_for
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -35,7 +34,7 @@ def _answers(url: str) -> bool:
 def asgi_server() -> Iterator[str]:
     """Yield the base URL of the ASGI server serving ``clawdbot.asgi`` on the test database."""
     port = _free_port()
-    env = {**os.environ, "CLAWDBOT_DB_NAME": connection.settings_dict["NAME"],
+    env = {**web_env(), "CLAWDBOT_DB_NAME": connection.settings_dict["NAME"],
            "DJANGO_SETTINGS_MODULE": "clawdbot.settings"}
     process = subprocess.Popen(
         web_command("127.0.0.1", port),
