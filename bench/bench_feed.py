@@ -163,10 +163,15 @@ FROM generate_series(%s, %s) g
 # The feed projection of the seeded events, in SQL: same rows apply_batch would write.
 _SEED_ITEMS = """
 INSERT INTO feed_item (position, idempotency_key, milestone_id, timestamp, scope, risk_status,
-                       source, event, received_at)
+                       source, event, item, received_at)
 SELECT position, data->>'idempotencyKey', data->'event'->>'milestoneId',
        (data->'event'->>'timestampUtc')::timestamptz, data->'event'->>'scope',
-       data->'event'->>'riskStatus', data->'event'->>'source', data->'event', recorded_at
+       data->'event'->>'riskStatus', data->'event'->>'source', data->'event',
+       data->'event' || jsonb_build_object(
+           'position', position, 'idempotencyKey', data->>'idempotencyKey',
+           'receivedAtUtc', to_char(recorded_at AT TIME ZONE 'UTC',
+                                    'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+       recorded_at
 FROM eventstore_event
 WHERE type = 'feed.milestone_accepted' AND stream_id LIKE 'feed-ingest-seed-%%'
 """

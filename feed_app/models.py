@@ -9,7 +9,9 @@ class FeedItem(models.Model):
     """One accepted milestone (projection of ``feed.milestone_accepted``).
 
     ``position`` is the accepting event's position in the log, so the WebSocket catch-up can
-    follow it; ``event`` is the milestone exactly as received.
+    follow it; ``event`` is the milestone exactly as received and ``item`` its API form
+    (``event`` plus position, idempotencyKey and receivedAtUtc), rendered once here so a
+    feed page is a plain json_agg of stored values.
     """
 
     position = models.BigIntegerField(primary_key=True)
@@ -20,6 +22,7 @@ class FeedItem(models.Model):
     risk_status = models.CharField(max_length=20)
     source = models.CharField(max_length=20)
     event = models.JSONField()
+    item = models.JSONField()
     received_at = models.DateTimeField()
 
     class Meta:

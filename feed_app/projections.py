@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import psycopg
 from django.db import connection
 
-from clawdbot.contract import parse_timestamp
+from clawdbot.contract import js_iso_timestamp, parse_timestamp
 from clawdbot.eventstore.projections import Projection
 from clawdbot.eventstore.store import RecordedEvent
 from feed_app.models import DeadLetter, FeedItem
@@ -22,9 +22,9 @@ INGEST_REJECTED = "feed.ingest_rejected"
 
 _INSERT_ITEMS = """
 INSERT INTO feed_item (position, idempotency_key, milestone_id, timestamp, scope,
-                       risk_status, source, event, received_at)
+                       risk_status, source, event, item, received_at)
 SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[],
-                     %s::text[], %s::text[], %s::jsonb[], %s::timestamptz[])
+                     %s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::timestamptz[])
 """
 
 _INSERT_DEAD_LETTERS = """
@@ -39,8 +39,8 @@ SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[], %s::text[], %s:
 
 _INSERT_ONE_ITEM = """
 INSERT INTO feed_item (position, idempotency_key, milestone_id, timestamp, scope,
-                       risk_status, source, event, received_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)
+                       risk_status, source, event, item, received_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s)
 """
 
 
@@ -80,6 +80,12 @@ class FeedProjection(Projection):
     @staticmethod
     def row(event: RecordedEvent) -> tuple[object, ...]:
         milestone = event.data["event"]
+        item = {
+            **milestone,
+            "position": event.position,
+            "idempotencyKey": event.data["idempotencyKey"],
+            "receivedAtUtc": js_iso_timestamp(event.recorded_at),
+        }
         return (
             event.position,
             event.data["idempotencyKey"],
@@ -89,6 +95,7 @@ class FeedProjection(Projection):
             milestone["riskStatus"],
             milestone.get("source", "orchestrator"),
             json.dumps(milestone),
+            json.dumps(item),
             event.recorded_at,
         )
 

@@ -20,20 +20,17 @@ _JS_INT = re.compile(r"([+-]?)(?:0[xX]([0-9a-fA-F]+)|([0-9]+))")
 _CURSOR = re.compile(r"(-?[0-9]{1,19})_([0-9]{1,19})", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# One item: the event as received plus where and when it was stored.
-_ITEM = """event || jsonb_build_object(
-    'position', position, 'idempotencyKey', idempotency_key,
-    'receivedAtUtc', to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))"""
-
-_PAGE = f"""
+# json_agg of the stored API form, as cheap as serialising rows gets; the cursor is the last
+# row's (timestamp in epoch microseconds, position).
+_PAGE = """
 WITH page AS (
-    SELECT position, timestamp, {_ITEM} AS item FROM feed_item
-    WHERE {{where}} ORDER BY timestamp DESC, position DESC LIMIT %(limit)s
+    SELECT position, timestamp, item FROM feed_item
+    WHERE {where} ORDER BY timestamp DESC, position DESC LIMIT %(limit)s
 )
 SELECT coalesce(json_agg(item ORDER BY timestamp DESC, position DESC), '[]')::text, count(*),
        (array_agg((extract(epoch FROM timestamp) * 1000000)::bigint
                   ORDER BY timestamp, position))[1],
-       min(position) FILTER (WHERE timestamp = (SELECT min(timestamp) FROM page))
+       (array_agg(position ORDER BY timestamp, position))[1]
 FROM page
 """
 
@@ -99,12 +96,7 @@ def milestone_get(*, idempotency_key: str) -> dict[str, Any]:
 
 
 def feed_item_json(item: FeedItem) -> dict[str, Any]:
-    return {
-        **item.event,
-        "position": item.position,
-        "idempotencyKey": item.idempotency_key,
-        "receivedAtUtc": js_iso_timestamp(item.received_at),
-    }
+    return item.item
 
 
 def feed_after(*, position: int, limit: int = 500) -> list[FeedItem]:
