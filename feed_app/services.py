@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -116,15 +118,11 @@ def _excerpt(body: bytes) -> str:
     return body[:EXCERPT_CHARS].decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
-class _database_available:  # noqa: N801 - used as a context manager, reads as a phrase
+@contextmanager
+def _database_available() -> Iterator[None]:
     """Turn a lost or refused database connection into a 503 (``ServiceUnavailable``)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: Any) -> bool:
-        if isinstance(exc, OperationalError | InterfaceError):
-            logger.warning("database unavailable during ingest: %s", exc)
-            raise ServiceUnavailable() from exc
-        return False
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("database unavailable during ingest: %s", exc)
+        raise ServiceUnavailable() from exc

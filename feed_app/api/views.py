@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
@@ -85,7 +85,7 @@ class DeadLetterView(APIView):
         return Response({"ok": True, "items": items, "count": count})
 
 
-def _int_param(request: HttpRequest | Request, name: str, default: int | None) -> int | None:
+def _int_param(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return default
