@@ -1,7 +1,7 @@
 """``make run``: migrate, then serve the whole pipeline in the foreground.
 
-Starts the ASGI server (daphne: HTTP and WebSocket) and the django-q2 worker as child
-processes, runs the post-start steps (sample milestones into an empty database), and on
+Starts the ASGI server (uvicorn, one process: HTTP and WebSocket; see
+docs/PERFORMANCE.md for why) and the django-q2 worker as child processes, runs the post-start steps (sample milestones into an empty database), and on
 Ctrl-C or SIGTERM stops both children (and anything they forked), then exits. With the
 embedded database this process uses the server for the whole run, so the server's watcher
 stops PostgreSQL right after the run ends.
@@ -19,6 +19,38 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 15
+
+
+def web_stack() -> str:
+    """The ASGI server ``make run`` uses: ``uvicorn`` (default) or ``daphne``.
+
+    Chosen by measurement (docs/PERFORMANCE.md). One process, so the in-process channel
+    layer reaches every WebSocket; set REDIS_URL before running more than one.
+    """
+    return os.environ.get("CLAWDBOT_WEB_SERVER", "uvicorn")
+
+
+#: Connections in the web server's pool (see settings.py: the ASGI threads share them).
+WEB_DB_POOL_SIZE = "20"
+
+
+def web_env() -> dict[str, str]:
+    """The environment of the web server process: the project's plus a database pool."""
+    env = dict(os.environ)
+    env.setdefault("DJANGO_DB_POOL_SIZE", WEB_DB_POOL_SIZE)
+    return env
+
+
+def web_command(host: str, port: int | str, stack: str | None = None) -> list[str]:
+    """The command line that serves ``clawdbot.asgi`` with ``stack`` on host:port."""
+    stack = stack or web_stack()
+    app = "clawdbot.asgi:application"
+    if stack == "daphne":
+        return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "-v", "0", app]
+    if stack == "uvicorn":
+        return [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port),
+                "--no-access-log", "--lifespan", "off", app]
+    raise ValueError(f"unknown web server {stack!r} (uvicorn or daphne)")
 
 
 def _manage(*args: str) -> list[str]:
@@ -40,9 +72,7 @@ def main() -> int:
     host, port = settings.HOST, str(settings.PORT)
     children = {
         "web": subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", host, "-p", port, "clawdbot.asgi:application"],
-            cwd=BASE_DIR,
-            process_group=0,
+            web_command(host, port), cwd=BASE_DIR, env=web_env(), process_group=0
         ),
         "worker": subprocess.Popen(_manage("qcluster"), cwd=BASE_DIR, process_group=0),
     }

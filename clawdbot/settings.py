@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served locally: no CDN at runtime
     "channels",
     "django_q",
     "clawdbot.eventstore.apps.EventStoreConfig",
@@ -90,6 +91,16 @@ else:
     EMBEDDED_DATABASE = True
 if env.str("CLAWDBOT_DB_NAME", default=""):  # the benchmarks use a scratch database
     DATABASES["default"]["NAME"] = env.str("CLAWDBOT_DB_NAME")
+# Under ASGI every request runs in a fresh thread, so per-thread persistent connections
+# pile up (and ran the embedded server out of connections under load): the web server
+# process sets DJANGO_DB_POOL_SIZE (clawdbot.serve.web_env) for a process-wide psycopg
+# pool. Off elsewhere: a pool's open connections must not be inherited by forked workers.
+DB_POOL_SIZE = env.int("DJANGO_DB_POOL_SIZE", default=0)
+if DB_POOL_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2, "max_size": DB_POOL_SIZE, "timeout": 10,
+    }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DATABASES["default"]["TEST"] = {"NAME": env.str("DJANGO_TEST_DATABASE", default="test_clawdbot")}
@@ -142,6 +153,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Signed milestone ingest, feed, dead-letter and orchestrator outbox.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Milestones (SPEC §8) ---------------------------------------------------------------

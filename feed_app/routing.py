@@ -2,4 +2,8 @@
 
 from __future__ import annotations
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from feed_app.consumers import MilestoneConsumer
+
+websocket_urlpatterns = [path("ws/milestones/", MilestoneConsumer.as_asgi())]

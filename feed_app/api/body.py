@@ -1,0 +1,41 @@
+"""Reading an ingest request's body within the size limit, without reading past it."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest
+
+from feed_app.checks import IngestRequest
+
+#: Set in the ASGI scope by ``feed_app.asgi.IngestBodyLimit`` when it stopped reading.
+OVER_LIMIT_SCOPE_KEY = "clawdbot.body_over_limit"
+
+_HEADERS = (
+    "x-openclaw-signature",
+    "x-openclaw-timestamp",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+)
+
+
+def _declared_length(request: HttpRequest) -> int | None:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+
+
+def ingest_request(request: HttpRequest) -> IngestRequest:
+    """Build the service's input; a body over the limit is not read at all (413)."""
+    limit = settings.MILESTONE_INGEST_MAX_BYTES
+    headers = {name: request.headers.get(name, "") for name in _HEADERS}
+    remote = request.META.get("REMOTE_ADDR") or ""
+    declared = _declared_length(request)
+    stopped = getattr(request, "scope", {}).get(OVER_LIMIT_SCOPE_KEY, False)
+    if stopped or (declared is not None and declared > limit):
+        return IngestRequest(b"", headers, remote, over_limit=True, body_bytes=declared)
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return IngestRequest(body[:limit], headers, remote, over_limit=True, body_bytes=declared)
+    return IngestRequest(body, headers, remote)

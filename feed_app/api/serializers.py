@@ -1,0 +1,100 @@
+"""Wire shapes of the feed API, for the OpenAPI document (SPEC §4-5)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers
+
+from clawdbot import contract
+
+
+class EvidenceSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=contract.EVIDENCE_TYPES)
+    path = serializers.CharField()
+    summary = serializers.CharField()
+    ref = serializers.CharField(required=False)
+
+
+class MilestoneSerializer(serializers.Serializer):
+    milestoneId = serializers.CharField()  # noqa: N815 - the wire names are camelCase
+    timestampUtc = serializers.DateTimeField()  # noqa: N815
+    scope = serializers.CharField()
+    claim = serializers.CharField()
+    evidence = EvidenceSerializer(many=True)
+    riskStatus = serializers.ChoiceField(choices=contract.RISK_STATUSES)  # noqa: N815
+    nextAction = serializers.CharField()  # noqa: N815
+    source = serializers.ChoiceField(choices=contract.SOURCES, required=False)
+
+
+class EnvelopeSerializer(serializers.Serializer):
+    idempotencyKey = serializers.CharField(max_length=contract.IDEMPOTENCY_KEY_MAX_LENGTH)  # noqa: N815
+    sentAtUtc = serializers.DateTimeField(required=False)  # noqa: N815
+    event = MilestoneSerializer()
+
+
+class IngestOkSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=["accepted", "duplicate"])
+    milestoneId = serializers.CharField()  # noqa: N815
+
+
+class RejectedSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    status = serializers.CharField()
+    reason = serializers.CharField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
+                                   required=False)
+
+
+class FeedItemSerializer(MilestoneSerializer):
+    position = serializers.IntegerField()
+    idempotencyKey = serializers.CharField()  # noqa: N815
+    receivedAtUtc = serializers.DateTimeField()  # noqa: N815
+
+
+class FeedPageSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    items = FeedItemSerializer(many=True)
+    nextCursor = serializers.CharField(allow_null=True)  # noqa: N815
+
+
+class FeedOneSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    item = FeedItemSerializer()
+
+
+class DeadLetterItemSerializer(serializers.Serializer):
+    position = serializers.IntegerField()
+    timestampUtc = serializers.DateTimeField()  # noqa: N815
+    reason = serializers.CharField()
+    reasonCode = serializers.CharField()  # noqa: N815
+    httpStatus = serializers.IntegerField()  # noqa: N815
+    idempotencyKey = serializers.CharField(required=False)  # noqa: N815
+    errors = serializers.DictField()
+    scheme = serializers.CharField()
+    remoteAddr = serializers.CharField()  # noqa: N815
+    bodySha256 = serializers.CharField()  # noqa: N815
+    bodyBytes = serializers.IntegerField()  # noqa: N815
+
+
+class DeadLetterPageSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    items = DeadLetterItemSerializer(many=True)
+    count = serializers.IntegerField()
+
+
+def _header(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, str, OpenApiParameter.HEADER, required=False,
+                            description=description)
+
+
+INGEST_HEADERS = [
+    _header(contract.LEGACY_SIGNATURE_HEADER,
+            "Legacy scheme: lowercase hex HMAC-SHA256 of the envelope's canonical JSON."),
+    _header(contract.LEGACY_TIMESTAMP_HEADER,
+            "Legacy scheme: the sender's ISO-8601 time (required with the signature)."),
+    _header(contract.WEBHOOK_ID_HEADER, "Standard Webhooks: equals the idempotencyKey."),
+    _header(contract.WEBHOOK_TIMESTAMP_HEADER, "Standard Webhooks: Unix seconds (±5 min)."),
+    _header(contract.WEBHOOK_SIGNATURE_HEADER,
+            "Standard Webhooks: space-separated 'v1,<base64>' entries."),
+]

@@ -1,0 +1,96 @@
+"""HTTP endpoints of the feed side: plumbing between the wire and services/selectors."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from feed_app import selectors, services
+from feed_app.api import serializers as s
+from feed_app.api.body import ingest_request
+from feed_app.exceptions import BadQuery
+
+_REJECTED = OpenApiResponse(s.RejectedSerializer)
+
+
+class IngestView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Ingest a signed milestone envelope (SPEC §3-4)",
+        request=s.EnvelopeSerializer,
+        parameters=s.INGEST_HEADERS,
+        responses={200: s.IngestOkSerializer, 400: _REJECTED, 401: _REJECTED, 413: _REJECTED,
+                   503: _REJECTED},
+    )
+    def post(self, request: Request) -> Response:
+        result = services.envelope_ingest(request=ingest_request(request._request))
+        return Response(result.body())
+
+
+_FILTERS = [
+    OpenApiParameter("limit", str, description="1…50, default 20 (parsed as parseInt)"),
+    OpenApiParameter("before", str, description="nextCursor of the previous page"),
+    OpenApiParameter("scope", str),
+    OpenApiParameter("riskStatus", str),
+    OpenApiParameter("source", str),
+]
+
+
+class FeedLatestView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(summary="Latest milestones, newest timestampUtc first", parameters=_FILTERS,
+                   responses={200: s.FeedPageSerializer, 400: _REJECTED})
+    def get(self, request: Request) -> HttpResponse:
+        q = request.query_params
+        page = selectors.feed_page(
+            limit=selectors.js_limit(q.get("limit")), before=q.get("before") or None,
+            scope=q.get("scope"), risk_status=q.get("riskStatus"), source=q.get("source"),
+        )
+        cursor = f'"{page.next_cursor}"' if page.next_cursor else "null"
+        body = f'{{"ok":true,"items":{page.items_json},"nextCursor":{cursor}}}'
+        return HttpResponse(body, content_type="application/json")
+
+
+class MilestoneDetailView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(summary="One stored milestone by idempotencyKey",
+                   responses={200: s.FeedOneSerializer, 404: _REJECTED})
+    def get(self, request: Request, idempotency_key: str) -> Response:
+        item = selectors.milestone_get(idempotency_key=idempotency_key)
+        return Response({"ok": True, "item": item})
+
+
+class DeadLetterView(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        summary="Rejected ingest requests, newest first (operators only)",
+        parameters=[OpenApiParameter("limit", int, description="1…200, default 50"),
+                    OpenApiParameter("before", int, description="position to page below")],
+        responses={200: s.DeadLetterPageSerializer, 401: _REJECTED, 403: _REJECTED},
+    )
+    def get(self, request: Request) -> Response:
+        limit, before = _int_param(request, "limit", 50), _int_param(request, "before", None)
+        items, count = selectors.dead_letter_list(limit=min(max(limit, 1), 200), before=before)
+        return Response({"ok": True, "items": items, "count": count})
+
+
+def _int_param(request: Request, name: str, default: int | None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        message = f"{name} must be an integer"
+        raise BadQuery(message, errors={name: ["Must be an integer."]}) from None

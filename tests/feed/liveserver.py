@@ -1,0 +1,56 @@
+"""A real ASGI server (the one ``make run`` serves) in a subprocess, on the test database."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from django.db import connection
+
+from clawdbot.serve import web_command, web_env
+from tests.helpers import wait_for
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def asgi_server() -> Iterator[str]:
+    """Yield the base URL of the ASGI server serving ``clawdbot.asgi`` on the test database."""
+    port = _free_port()
+    env = {**web_env(), "CLAWDBOT_DB_NAME": connection.settings_dict["NAME"],
+           "DJANGO_SETTINGS_MODULE": "clawdbot.settings"}
+    process = subprocess.Popen(
+        web_command("127.0.0.1", port),
+        cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: process.poll() is not None or _answers(url), timeout=30,
+                 what="the ASGI server to answer")
+        if process.poll() is not None:
+            raise RuntimeError(f"the ASGI server exited: {process.stderr.read().decode()[-2000:]}")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

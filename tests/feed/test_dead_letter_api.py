@@ -1,0 +1,63 @@
+"""GET /api/milestones/dead-letter: operators only, newest first, with the total count."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/milestones/dead-letter"
+
+
+def _reject(ingest, count: int) -> None:
+    for i in range(count):
+        ingest.post(f'{{"n": {i}}}'.encode(), {})
+
+
+def test_anonymous_request_is_401(client, ingest):
+    response = client.get(URL)
+    assert response.status_code == 401
+    assert response.json()["ok"] is False
+
+
+def test_token_of_a_non_staff_user_is_403(client, db):
+    user = get_user_model().objects.create_user("reader", password="pw")
+    token = Token.objects.create(user=user).key
+    assert client.get(URL, headers={"Authorization": f"Token {token}"}).status_code == 403
+
+
+def test_operator_token_lists_rejections_newest_first_with_count(client, ingest, operator_token):
+    _reject(ingest, 3)
+    body = client.get(URL, headers={"Authorization": f"Token {operator_token}"}).json()
+    assert body["ok"] is True and body["count"] == 3
+    positions = [item["position"] for item in body["items"]]
+    assert positions == sorted(positions, reverse=True)
+    item = body["items"][0]
+    assert item["reason"] and item["timestampUtc"].endswith("Z")
+    assert item["httpStatus"] == 401 and item["reasonCode"] == "missing_signature"
+
+
+def test_staff_session_may_read_the_dead_letter(client, ingest, operator):
+    _reject(ingest, 1)
+    client.force_login(operator)
+    assert client.get(URL).json()["count"] == 1
+
+
+def test_count_is_the_total_not_the_page(client, ingest, operator_token):
+    _reject(ingest, 5)
+    auth = {"Authorization": f"Token {operator_token}"}
+    body = client.get(f"{URL}?limit=2", headers=auth).json()
+    assert len(body["items"]) == 2 and body["count"] == 5
+    older = client.get(f"{URL}?limit=50&before={body['items'][-1]['position']}",
+                       headers=auth).json()
+    assert len(older["items"]) == 3
+
+
+def test_key_appears_only_when_known(client, ingest, operator_token):
+    ingest.post(b'{"idempotencyKey": "k-1"}', {"x-openclaw-signature": "x",
+                                               "x-openclaw-timestamp": "t"})
+    ingest.post(b"[]", {})
+    items = client.get(URL, headers={"Authorization": f"Token {operator_token}"}).json()["items"]
+    assert [item.get("idempotencyKey") for item in items] == [None, "k-1"]
