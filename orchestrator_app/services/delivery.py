@@ -1,0 +1,188 @@
+"""Delivery: claim due deliveries, POST them signed (outside any transaction), record.
+
+A claim is a lease written in one autocommit UPDATE over rows picked with
+``FOR UPDATE SKIP LOCKED``: concurrent workers never pick the same row, and a worker that
+dies mid-attempt loses its lease when it expires, after which any worker attempts again
+(the receiver deduplicates by idempotencyKey, so a repeat is harmless).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from clawdbot.contract import envelope_bytes, js_iso_timestamp, signed_headers
+from clawdbot.eventstore import store
+from clawdbot.eventstore.store import Expect
+from orchestrator_app import events as ev
+from orchestrator_app import retry
+from orchestrator_app.models import OPEN_STATUSES, Delivery, EmittedMilestone, Status, Target
+from orchestrator_app.services.triage import target_pause_inner
+from orchestrator_app.transport import Transport, TransportResponse
+
+EXCERPT_BYTES = 2048
+
+_CLAIM = """
+UPDATE orchestrator_delivery d
+SET lease_owner = %(owner)s,
+    lease_expires_at = clock_timestamp() + make_interval(secs => %(margin)s + t.timeout_s)
+FROM orchestrator_target t
+WHERE t.name = d.target AND d.id IN (
+    SELECT c.id FROM orchestrator_delivery c
+    JOIN orchestrator_target ct ON ct.name = c.target AND ct.paused_at IS NULL
+    WHERE c.status IN ('pending', 'retrying')
+      AND c.next_attempt_at <= clock_timestamp() - make_interval(secs => %(overdue)s)
+      AND (c.lease_expires_at IS NULL OR c.lease_expires_at < clock_timestamp())
+      AND (%(ids)s::uuid[] IS NULL OR c.id = ANY(%(ids)s::uuid[]))
+    ORDER BY c.next_attempt_at
+    LIMIT %(limit)s
+    FOR UPDATE OF c SKIP LOCKED
+)
+RETURNING d.id
+"""
+
+
+@dataclass(frozen=True)
+class Claim:
+    delivery_id: str
+    owner: str
+
+
+def worker_name() -> str:
+    """Who holds a lease: host and process id (the kill -9 test reads the pid from it)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def deliveries_claim(
+    *, owner: str, limit: int, ids: Sequence[str] | None = None, overdue_s: float = 0.0
+) -> list[Claim]:
+    """Lease up to ``limit`` due deliveries (of ``ids``, if given) to ``owner``.
+
+    Meant for autocommit (the lease must be visible at once); the clock is the database's
+    wall clock, not the transaction's start. ``overdue_s`` picks only deliveries due at least that long ago (the sweep's margin).
+    """
+    params = {"owner": owner, "margin": float(settings.MILESTONE_LEASE_MARGIN_S),
+              "overdue": float(overdue_s), "limit": limit,
+              "ids": [str(i) for i in ids] if ids is not None else None}
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM, params)
+        return [Claim(str(row[0]), owner) for row in cursor.fetchall()]
+
+
+def delivery_attempt(*, claim: Claim, transport: Transport) -> Delivery:
+    """POST a claimed delivery once and record the outcome; return the updated delivery."""
+    delivery = Delivery.objects.get(pk=claim.delivery_id)
+    target = Target.objects.get(name=delivery.target)
+    milestone = EmittedMilestone.objects.get(pk=delivery.idempotency_key)
+    attempted_at = timezone.now()
+    response = delivery_send(milestone=milestone, target=target, transport=transport)
+    return delivery_record(claim=claim, response=response, attempted_at=attempted_at)
+
+
+def delivery_send(
+    *, milestone: EmittedMilestone, target: Target, transport: Transport
+) -> TransportResponse:
+    """Serialise the envelope once, sign exactly those bytes, POST them. No database."""
+    envelope = {"idempotencyKey": milestone.idempotency_key,
+                "sentAtUtc": milestone.sent_at_utc, "event": milestone.event}
+    body = envelope_bytes(envelope)
+    url = target.resolved_url()
+    try:
+        headers = signed_headers(
+            body=body, idempotency_key=milestone.idempotency_key,
+            legacy_secrets=target.legacy_secret_list(),
+            webhook_secrets=target.webhook_secret_list(), now=time.time(), payload=envelope,
+        )
+    except ValueError as exc:
+        return TransportResponse(None, error=f"cannot sign: {exc}")
+    if not url:
+        return TransportResponse(None, error="target has no URL")
+    return transport.post(url, body=body, headers=headers, timeout=target.timeout_s)
+
+
+def _excerpt(body: bytes) -> str:
+    return body[:EXCERPT_BYTES].decode("utf-8", errors="ignore").replace("\x00", "")
+
+
+def _error(response: TransportResponse) -> str:
+    if response.status_code is None:
+        return response.error
+    if 200 <= response.status_code < 300:
+        return ""
+    return f"HTTP {response.status_code}: {_excerpt(response.body)[:300]}".strip()
+
+
+@transaction.atomic(durable=True)
+def delivery_record(
+    *, claim: Claim, response: TransportResponse, attempted_at: datetime
+) -> Delivery:
+    """Record one attempt and the state it leads to (SPEC §7 rules), release the lease.
+
+    An attempt that ends after the delivery left the open statuses (discarded meanwhile,
+    or delivered by a worker that took over an expired lease) is recorded, changing nothing.
+    """
+    delivery = Delivery.objects.select_for_update().get(pk=claim.delivery_id)
+    target = Target.objects.filter(name=delivery.target).first()
+    verdict = retry.classify(response.status_code, response.body)
+    attempted = {
+        "deliveryId": claim.delivery_id, "number": delivery.attempts + 1,
+        "attemptedAtUtc": attempted_at.isoformat(), "durationMs": round(response.duration_ms, 3),
+        "statusCode": response.status_code, "responseExcerpt": _excerpt(response.body),
+        "error": _error(response), "worker": claim.owner,
+    }
+    follow, outcome = None, verdict.value
+    if delivery.status in OPEN_STATUSES:
+        follow, outcome = _follow_up(delivery, target, verdict, response)
+    new_events = [ev.event(ev.DELIVERY_ATTEMPTED, outcome=outcome, **attempted)]
+    if follow is not None:
+        new_events.append(follow)
+    store.append(ev.milestone_stream(delivery.idempotency_key), new_events,
+                 expected_version=Expect.ANY)
+    Delivery.objects.filter(pk=delivery.pk, lease_owner=claim.owner).update(
+        lease_owner="", lease_expires_at=None)
+    if response.status_code == 410 and target is not None and target.paused_at is None:
+        target_pause_inner(target=target, actor="", reason=f"410 Gone from {target.resolved_url()}")
+    delivery.refresh_from_db()
+    return delivery
+
+
+def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict,
+               response: TransportResponse) -> tuple[object, str]:
+    d = delivery.pk
+    if verdict in (retry.Verdict.DELIVERED, retry.Verdict.DUPLICATE):
+        return ev.event(ev.DELIVERY_SUCCEEDED, deliveryId=str(d), status=verdict.value), \
+            verdict.value
+    if verdict is retry.Verdict.REJECTED:
+        return ev.event(ev.DELIVERY_REJECTED, deliveryId=str(d), reason=_error(response)), \
+            Status.REJECTED.value
+    now = timezone.now()
+    schedule = retry.parse_schedule(target.schedule_text() if target else
+                                    settings.MILESTONE_RETRY_SCHEDULE)
+    retry_after = retry.parse_retry_after(
+        {k.lower(): v for k, v in response.headers.items()}.get("retry-after"), now=now)
+    due = retry.next_attempt_at(schedule=schedule, attempts_made=delivery.cycle_attempts + 1,
+                                now=now, retry_after_s=retry_after)
+    if due is None:
+        reason = f"gave up after {retry.max_attempts(schedule)} attempt(s): {_error(response)}"
+        return ev.event(ev.DELIVERY_DEAD_LETTERED, deliveryId=str(d), reason=reason), \
+            Status.DEAD_LETTER.value
+    return ev.event(ev.DELIVERY_RETRY_SCHEDULED, deliveryId=str(d),
+                    nextAttemptAtUtc=js_iso_timestamp(due)), Status.RETRYING.value
+
+
+def deliveries_run(
+    *, transport: Transport, owner: str | None = None, limit: int = 100,
+    ids: Sequence[str] | None = None, overdue_s: float = 0.0,
+) -> list[Delivery]:
+    """Claim and attempt what is due now, one after the other (foreground, tasks, sweep)."""
+    owner = owner or worker_name()
+    claims = deliveries_claim(owner=owner, limit=limit, ids=ids, overdue_s=overdue_s)
+    return [delivery_attempt(claim=c, transport=transport) for c in claims]
