@@ -67,7 +67,8 @@ def deliveries_claim(
     """Lease up to ``limit`` due deliveries (of ``ids``, if given) to ``owner``.
 
     Meant for autocommit (the lease must be visible at once); the clock is the database's
-    wall clock, not the transaction's start. ``overdue_s`` picks only deliveries due at least that long ago (the sweep's margin).
+    wall clock, not the transaction's start. ``overdue_s`` picks only deliveries due at
+    least that long ago (the sweep's margin).
     """
     params = {"owner": owner, "margin": float(settings.MILESTONE_LEASE_MARGIN_S),
               "overdue": float(overdue_s), "limit": limit,
