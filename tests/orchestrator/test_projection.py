@@ -18,8 +18,10 @@ def test_rebuild_reproduces_milestones_deliveries_and_attempts(transport):
     TargetFactory(name="b", retry_schedule="0")
     for _ in range(3):
         milestone_emit(event=MilestoneEventFactory())
-    transport.script.extend([TransportResponse(200, b"{}"), TransportResponse(503),
-                             TransportResponse(400), TransportResponse(200, b'{"status":"duplicate"}')])
+    transport.script.extend([
+        TransportResponse(200, b"{}"), TransportResponse(503), TransportResponse(400),
+        TransportResponse(200, b'{"status":"duplicate"}'),
+    ])
     transport.default = TransportResponse(503)
     while deliveries_run(transport=transport):
         pass
