@@ -11,13 +11,16 @@ its worker process, and a worker killed mid-attempt just leaves a lease to expir
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from django.db import close_old_connections, connection
 
-from orchestrator_app.services.delivery import deliveries_claim, delivery_attempt, worker_name
+from orchestrator_app.services.delivery import deliveries_run, worker_name
 from orchestrator_app.transport import Transport, default_transport
 from orchestrator_app.wake import WAKE_CHANNEL
 
@@ -47,37 +50,65 @@ def _reconnect(old: psycopg.Connection) -> psycopg.Connection:
         return old  # closed: the next notifies() fails again and we retry
 
 
-def _attempt(claim: object, transport: Transport) -> None:
-    try:
-        delivery_attempt(claim=claim, transport=transport)
-    except Exception:  # the lease expires and another attempt follows; keep serving
-        log.exception("delivery attempt failed")
-    finally:
-        close_old_connections()
+class _Pool:
+    """``PARALLEL`` daemon threads and a ``map`` over them.
+
+    Daemon threads (not a ThreadPoolExecutor, whose threads are joined at exit): a worker
+    process told to stop must not wait for a hanging receiver; its leases just expire.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.work: queue.Queue[tuple[Callable[[Any], Any], Any, list[Any], int]] = queue.Queue()
+        for n in range(size):
+            threading.Thread(target=self._loop, name=f"outbox-{n}", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            fn, arg, results, i = self.work.get()
+            try:
+                results[i] = fn(arg)
+            except BaseException as exc:  # handed back to map()'s caller
+                results[i] = _Failed(exc)
+            finally:
+                self.work.task_done()
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        items = list(items)
+        results: list[Any] = [None] * len(items)
+        for i, item in enumerate(items):
+            self.work.put((fn, item, results, i))
+        self.work.join()
+        for result in results:
+            if isinstance(result, _Failed):
+                raise result.exc
+        return results
+
+
+@dataclass(frozen=True)
+class _Failed:
+    exc: BaseException
 
 
 def dispatch_forever(*, stop: threading.Event, transport: Transport | None = None) -> None:
     transport = transport or default_transport()
+    pool = _Pool(PARALLEL)
     owner = worker_name()
     listener = _listen()
-    with ThreadPoolExecutor(PARALLEL, thread_name_prefix="outbox") as pool:
-        while not stop.is_set():
-            try:
-                claims = deliveries_claim(owner=owner, limit=BATCH)
-            except Exception:
-                log.exception("claiming deliveries failed")
-                connection.close()
-                claims = []
-            if claims:
-                list(pool.map(lambda c: _attempt(c, transport), claims))
+    while not stop.is_set():
+        try:
+            if deliveries_run(transport=transport, owner=owner, limit=BATCH, map_fn=pool.map):
                 continue  # more may be due already
-            try:
-                for _ in listener.notifies(timeout=POLL_S, stop_after=1):
-                    pass
-            except psycopg.Error:  # the database went away: poll until it is back
-                log.warning("dispatcher lost its LISTEN connection; reconnecting")
-                stop.wait(POLL_S)
-                listener = _reconnect(listener)
+        except Exception:  # leases expire and the deliveries are attempted again
+            log.exception("delivering a batch failed")
+            close_old_connections()
+            connection.close()
+        try:
+            for _ in listener.notifies(timeout=POLL_S, stop_after=1):
+                pass
+        except psycopg.Error:  # the database went away: poll until it is back
+            log.warning("dispatcher lost its LISTEN connection; reconnecting")
+            stop.wait(POLL_S)
+            listener = _reconnect(listener)
 
 
 def start_in_background() -> threading.Thread:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,14 +78,35 @@ def deliveries_claim(
         return [Claim(str(row[0]), owner) for row in cursor.fetchall()]
 
 
-def delivery_attempt(*, claim: Claim, transport: Transport) -> Delivery:
-    """POST a claimed delivery once and record the outcome; return the updated delivery."""
-    delivery = Delivery.objects.get(pk=claim.delivery_id)
-    target = Target.objects.get(name=delivery.target)
-    milestone = EmittedMilestone.objects.get(pk=delivery.idempotency_key)
+@dataclass(frozen=True)
+class Job:
+    """A claimed delivery with what sending it needs, loaded before any HTTP."""
+
+    claim: Claim
+    milestone: EmittedMilestone
+    target: Target
+
+
+@dataclass(frozen=True)
+class Sent:
+    claim: Claim
+    response: TransportResponse
+    attempted_at: datetime
+
+
+def deliveries_load(*, claims: Sequence[Claim]) -> list[Job]:
+    """Three queries for a whole batch of claims."""
+    rows = {str(d.pk): d for d in Delivery.objects.filter(pk__in=[c.delivery_id for c in claims])}
+    milestones = EmittedMilestone.objects.in_bulk({d.idempotency_key for d in rows.values()})
+    targets = Target.objects.in_bulk({d.target for d in rows.values()}, field_name="name")
+    return [Job(c, milestones[rows[c.delivery_id].idempotency_key],
+                targets[rows[c.delivery_id].target]) for c in claims]
+
+
+def job_send(job: Job, transport: Transport) -> Sent:
     attempted_at = timezone.now()
-    response = delivery_send(milestone=milestone, target=target, transport=transport)
-    return delivery_record(claim=claim, response=response, attempted_at=attempted_at)
+    response = delivery_send(milestone=job.milestone, target=job.target, transport=transport)
+    return Sent(job.claim, response, attempted_at)
 
 
 def delivery_send(
@@ -122,22 +143,42 @@ def _error(response: TransportResponse) -> str:
 
 
 @transaction.atomic(durable=True)
-def delivery_record(
-    *, claim: Claim, response: TransportResponse, attempted_at: datetime
-) -> Delivery:
-    """Record one attempt and the state it leads to (SPEC §7 rules), release the lease.
+def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
+    """Record attempts and the states they lead to (SPEC §7 rules); release the leases.
 
-    An attempt that ends after the delivery left the open statuses (discarded meanwhile,
-    or delivered by a worker that took over an expired lease) is recorded, changing nothing.
+    One transaction for a batch, rows locked in key order. An attempt that ends after its
+    delivery left the open statuses (discarded meanwhile, or finished by a worker that took
+    over an expired lease) is recorded, changing nothing else.
     """
-    delivery = Delivery.objects.select_for_update().get(pk=claim.delivery_id)
-    target = Target.objects.filter(name=delivery.target).first()
+    ids = sorted(s.claim.delivery_id for s in sent)
+    rows = {str(d.pk): d for d in Delivery.objects.select_for_update().filter(pk__in=ids)
+            .order_by("pk")}
+    targets = Target.objects.in_bulk({d.target for d in rows.values()}, field_name="name")
+    gone: dict[str, Target] = {}
+    for item in sent:
+        delivery = rows[item.claim.delivery_id]
+        target = targets.get(delivery.target)
+        _record_one(delivery, target, item)
+        if item.response.status_code == 410 and target is not None and target.paused_at is None:
+            gone[target.name] = target
+    for owner in {s.claim.owner for s in sent}:
+        Delivery.objects.filter(pk__in=ids, lease_owner=owner).update(
+            lease_owner="", lease_expires_at=None)
+    for target in gone.values():
+        target_pause_inner(target=target, actor="", reason=f"410 Gone from {target.resolved_url()}")
+    fresh = {str(k): d for k, d in Delivery.objects.in_bulk(ids).items()}
+    return [fresh[s.claim.delivery_id] for s in sent]
+
+
+def _record_one(delivery: Delivery, target: Target | None, sent: Sent) -> None:
+    response = sent.response
     verdict = retry.classify(response.status_code, response.body)
     attempted = {
-        "deliveryId": claim.delivery_id, "number": delivery.attempts + 1,
-        "attemptedAtUtc": attempted_at.isoformat(), "durationMs": round(response.duration_ms, 3),
-        "statusCode": response.status_code, "responseExcerpt": _excerpt(response.body),
-        "error": _error(response), "worker": claim.owner,
+        "deliveryId": sent.claim.delivery_id, "number": delivery.attempts + 1,
+        "attemptedAtUtc": sent.attempted_at.isoformat(),
+        "durationMs": round(response.duration_ms, 3), "statusCode": response.status_code,
+        "responseExcerpt": _excerpt(response.body), "error": _error(response),
+        "worker": sent.claim.owner,
     }
     follow, outcome = None, verdict.value
     if delivery.status in OPEN_STATUSES:
@@ -147,12 +188,6 @@ def delivery_record(
         new_events.append(follow)
     store.append(ev.milestone_stream(delivery.idempotency_key), new_events,
                  expected_version=Expect.ANY)
-    Delivery.objects.filter(pk=delivery.pk, lease_owner=claim.owner).update(
-        lease_owner="", lease_expires_at=None)
-    if response.status_code == 410 and target is not None and target.paused_at is None:
-        target_pause_inner(target=target, actor="", reason=f"410 Gone from {target.resolved_url()}")
-    delivery.refresh_from_db()
-    return delivery
 
 
 def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict,
@@ -182,8 +217,14 @@ def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict
 def deliveries_run(
     *, transport: Transport, owner: str | None = None, limit: int = 100,
     ids: Sequence[str] | None = None, overdue_s: float = 0.0,
+    map_fn: Callable[..., Iterable[Sent]] = map,
 ) -> list[Delivery]:
-    """Claim and attempt what is due now, one after the other (foreground, tasks, sweep)."""
+    """Claim what is due now, send it (through ``map_fn``: a thread pool's map in the
+    dispatcher, plain ``map`` elsewhere), record the batch; return the deliveries."""
     owner = owner or worker_name()
     claims = deliveries_claim(owner=owner, limit=limit, ids=ids, overdue_s=overdue_s)
-    return [delivery_attempt(claim=c, transport=transport) for c in claims]
+    if not claims:
+        return []
+    jobs = deliveries_load(claims=claims)
+    sent = list(map_fn(lambda job: job_send(job, transport), jobs))
+    return deliveries_record(sent=sent)

@@ -70,6 +70,7 @@ def verify(state: State, headers: dict[str, str], body: bytes) -> tuple[list[str
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes
     state: State
 
     def log_message(self, *args: object) -> None:
