@@ -20,8 +20,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from clawdbot.contract import envelope_bytes, js_iso_timestamp, signed_headers
-from clawdbot.eventstore import store
-from clawdbot.eventstore.store import Expect
+from clawdbot.eventstore import projections, store
+from clawdbot.eventstore.store import Expect, RecordedEvent
 from orchestrator_app import events as ev
 from orchestrator_app import retry
 from orchestrator_app.models import OPEN_STATUSES, Delivery, EmittedMilestone, Status, Target
@@ -155,12 +155,14 @@ def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
             .order_by("pk")}
     targets = Target.objects.in_bulk({d.target for d in rows.values()}, field_name="name")
     gone: dict[str, Target] = {}
+    recorded = []
     for item in sent:
         delivery = rows[item.claim.delivery_id]
         target = targets.get(delivery.target)
-        _record_one(delivery, target, item)
+        recorded += _record_one(delivery, target, item)
         if item.response.status_code == 410 and target is not None and target.paused_at is None:
             gone[target.name] = target
+    projections.apply_inline(recorded)  # the batch at once, in this transaction
     for owner in {s.claim.owner for s in sent}:
         Delivery.objects.filter(pk__in=ids, lease_owner=owner).update(
             lease_owner="", lease_expires_at=None)
@@ -170,7 +172,7 @@ def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
     return [fresh[s.claim.delivery_id] for s in sent]
 
 
-def _record_one(delivery: Delivery, target: Target | None, sent: Sent) -> None:
+def _record_one(delivery: Delivery, target: Target | None, sent: Sent) -> list[RecordedEvent]:
     response = sent.response
     verdict = retry.classify(response.status_code, response.body)
     attempted = {
@@ -186,8 +188,8 @@ def _record_one(delivery: Delivery, target: Target | None, sent: Sent) -> None:
     new_events = [ev.event(ev.DELIVERY_ATTEMPTED, outcome=outcome, **attempted)]
     if follow is not None:
         new_events.append(follow)
-    store.append(ev.milestone_stream(delivery.idempotency_key), new_events,
-                 expected_version=Expect.ANY)
+    return store.append(ev.milestone_stream(delivery.idempotency_key), new_events,
+                        expected_version=Expect.ANY, project=False)
 
 
 def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict,
