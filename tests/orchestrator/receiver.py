@@ -7,8 +7,9 @@ idempotencyKey, and answers as scripted:
 
 prints ``PORT <n>`` once listening. ``POST /_control`` with ``{"script": [reply, …],
 "default": reply}`` sets the next replies, where a reply is ``{"status": 503,
-"retryAfter": "1", "body": {...}}`` or ``{"hang": true}`` (holds the request until the next
-``/_control``); ``{"status": 200}`` means "verify and accept/duplicate". ``GET /_log``
+"retryAfter": "1", "body": {...}}`` or ``{"hang": true}`` (holds the request until the
+next ``/_control``), ``{"status": 200, "drop": true}`` (accept, then close the
+connection without a ``Connection: close``); ``{"status": 200}`` means "verify and accept/duplicate". ``GET /_log``
 returns every ingest request seen.
 """
 
@@ -129,6 +130,8 @@ class Handler(BaseHTTPRequestHandler):
             duplicate = key in self.state.seen
             self.state.seen.add(key)
         self._reply(200, {"ok": True, "status": "duplicate" if duplicate else "accepted"})
+        # "drop": close the kept-alive connection without saying so, as idle timeouts do.
+        self.close_connection = bool(reply.get("drop"))
 
 
 def main() -> None:

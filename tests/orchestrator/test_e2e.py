@@ -10,7 +10,7 @@ from orchestrator_app.services.delivery import deliveries_run
 from orchestrator_app.services.emit import milestone_emit
 from orchestrator_app.services.replay import milestone_replay
 from orchestrator_app.services.triage import delivery_requeue
-from orchestrator_app.transport import HttpxTransport
+from orchestrator_app.transport import HttpxTransport, KeepAliveTransport
 from tests.helpers import wait_for
 from tests.orchestrator.factories import MilestoneEventFactory, TargetFactory
 
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 @pytest.fixture
 def http():
-    return HttpxTransport()
+    return KeepAliveTransport()
 
 
 def _emit(receiver, name: str = "r", **target: object) -> Delivery:
@@ -116,3 +116,21 @@ def test_hanging_receiver_times_out_and_retries(receiver, http):
     assert delivery.last_error.startswith("timeout")
     receiver.control(default={"status": 200})
     assert _once(http).status == Status.DELIVERED
+
+
+def test_httpx_transport_delivers_and_times_out(receiver):
+    http = HttpxTransport()
+    receiver.control(script=[{"hang": True}])
+    _emit(receiver, timeout_s=0.5, retry_schedule="0")
+    assert _once(http).last_error.startswith("timeout")
+    receiver.control(default={"status": 200})
+    assert _once(http).status == Status.DELIVERED
+
+
+def test_keep_alive_connection_dropped_by_the_receiver_is_reopened(receiver, http):
+    receiver.control(script=[{"status": 200, "drop": True}])
+    _emit(receiver)
+    assert _once(http).status == Status.DELIVERED
+    milestone_emit(event=MilestoneEventFactory())
+    delivery = _once(http)
+    assert (delivery.status, delivery.attempts) == (Status.DELIVERED, 1)
