@@ -9,8 +9,8 @@ prints ``PORT <n>`` once listening. ``POST /_control`` with ``{"script": [reply,
 "default": reply}`` sets the next replies, where a reply is ``{"status": 503,
 "retryAfter": "1", "body": {...}}`` or ``{"hang": true}`` (holds the request until the
 next ``/_control``), ``{"status": 200, "drop": true}`` (accept, then close the
-connection without a ``Connection: close``); ``{"status": 200}`` means "verify and accept/duplicate". ``GET /_log``
-returns every ingest request seen.
+connection without a ``Connection: close``); ``{"status": 200}`` means "verify, then
+accept or answer duplicate". ``GET /_log`` returns every ingest request seen.
 """
 
 from __future__ import annotations
