@@ -20,7 +20,12 @@ from typing import Any
 import psycopg
 from django.db import close_old_connections, connection
 
-from orchestrator_app.services.delivery import deliveries_run, worker_name
+from orchestrator_app.services.delivery import (
+    Sent,
+    deliveries_record,
+    deliveries_send,
+    worker_name,
+)
 from orchestrator_app.transport import Transport, default_transport
 from orchestrator_app.wake import WAKE_CHANNEL
 
@@ -89,17 +94,40 @@ class _Failed:
     exc: BaseException
 
 
+class _Recorder:
+    """Records sent batches on its own thread, so the next batch is sent meanwhile.
+
+    The queue holds one batch: a dispatcher that sends faster than it records waits.
+    """
+
+    def __init__(self) -> None:
+        self.batches: queue.Queue[list[Sent]] = queue.Queue(maxsize=1)
+        threading.Thread(target=self._loop, name="outbox-recorder", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            sent = self.batches.get()
+            try:
+                deliveries_record(sent=sent)
+            except Exception:  # leases expire and the deliveries are attempted again
+                log.exception("recording a batch failed")
+                connection.close()
+
+
 def dispatch_forever(*, stop: threading.Event, transport: Transport | None = None) -> None:
     transport = transport or default_transport()
-    pool = _Pool(PARALLEL)
+    pool, recorder = _Pool(PARALLEL), _Recorder()
     owner = worker_name()
     listener = _listen()
     while not stop.is_set():
         try:
-            if deliveries_run(transport=transport, owner=owner, limit=BATCH, map_fn=pool.map):
+            sent = deliveries_send(transport=transport, owner=owner, limit=BATCH,
+                                   map_fn=pool.map)
+            if sent:
+                recorder.batches.put(sent)
                 continue  # more may be due already
         except Exception:  # leases expire and the deliveries are attempted again
-            log.exception("delivering a batch failed")
+            log.exception("sending a batch failed")
             close_old_connections()
             connection.close()
         try:

@@ -216,17 +216,24 @@ def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict
                     nextAttemptAtUtc=js_iso_timestamp(due)), Status.RETRYING.value
 
 
-def deliveries_run(
-    *, transport: Transport, owner: str | None = None, limit: int = 100,
-    ids: Sequence[str] | None = None, overdue_s: float = 0.0,
-    map_fn: Callable[..., Iterable[Sent]] = map,
-) -> list[Delivery]:
-    """Claim what is due now, send it (through ``map_fn``: a thread pool's map in the
-    dispatcher, plain ``map`` elsewhere), record the batch; return the deliveries."""
-    owner = owner or worker_name()
+def deliveries_send(
+    *, transport: Transport, owner: str, limit: int = 100, ids: Sequence[str] | None = None,
+    overdue_s: float = 0.0, map_fn: Callable[..., Iterable[Sent]] = map,
+) -> list[Sent]:
+    """Claim what is due now and send it (through ``map_fn``: a thread pool's map in the
+    dispatcher, plain ``map`` elsewhere); the caller records what was sent."""
     claims = deliveries_claim(owner=owner, limit=limit, ids=ids, overdue_s=overdue_s)
     if not claims:
         return []
     jobs = deliveries_load(claims=claims)
-    sent = list(map_fn(lambda job: job_send(job, transport), jobs))
-    return deliveries_record(sent=sent)
+    return list(map_fn(lambda job: job_send(job, transport), jobs))
+
+
+def deliveries_run(
+    *, transport: Transport, owner: str | None = None, limit: int = 100,
+    ids: Sequence[str] | None = None, overdue_s: float = 0.0,
+) -> list[Delivery]:
+    """Claim, send and record what is due now, in the foreground; return the deliveries."""
+    sent = deliveries_send(transport=transport, owner=owner or worker_name(), limit=limit,
+                           ids=ids, overdue_s=overdue_s)
+    return deliveries_record(sent=sent) if sent else []

@@ -131,3 +131,11 @@ def test_seed_emits_samples_only_into_an_empty_outbox():
     assert "6 sample milestone(s) emitted" in _call("seed_milestones")
     assert "nothing seeded" in _call("seed_milestones")
     assert EmittedMilestone.objects.count() == 6
+
+
+def test_seed_waits_for_the_server_then_emits(live_server, settings):
+    host, port = live_server.url.removeprefix("http://").rsplit(":", 1)
+    settings.HOST, settings.PORT = host, int(port)
+    TargetFactory(name="t")
+    assert "6 sample milestone(s) emitted" in _call("seed_milestones", "--wait-for-server",
+                                                    "--timeout", "10")
