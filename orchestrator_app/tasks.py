@@ -23,11 +23,6 @@ SWEEP_MARGIN_S = 30.0
 SWEEP_LOCK_KEY = 0x0C1A_7DB0_5E3E
 
 
-def deliver(delivery_ids: list[str]) -> int:
-    """Attempt the given deliveries now if they are due and unclaimed."""
-    return len(deliveries_run(transport=default_transport(), ids=delivery_ids))
-
-
 def sweep() -> int:
     done = 0
     while batch := deliveries_run(transport=default_transport(), overdue_s=SWEEP_MARGIN_S):
