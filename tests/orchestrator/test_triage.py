@@ -96,3 +96,20 @@ def test_admin_discard_records_the_reason(admin_client, dead):
         "action": "discard", "_selected_action": [str(dead.pk)], "apply": "1",
         "reason": "duplicate of another milestone"})
     assert Delivery.objects.get(pk=dead.pk).status == Status.DISCARDED
+
+
+def test_admin_pause_action_records_the_reason(admin_client):
+    TargetFactory(name="t")
+    admin_client.post("/admin/orchestrator_app/target/", {
+        "action": "pause", "_selected_action": [str(Target.objects.get(name="t").pk)],
+        "apply": "1", "reason": "receiver maintenance"})
+    assert Target.objects.get(name="t").paused_reason == "receiver maintenance"
+    event, = store.read_stream(ev.target_stream("t"))
+    assert (event.data["actor"], event.data["reason"]) == ("admin", "receiver maintenance")
+
+
+def test_admin_shows_targets_and_emitted_milestones(admin_client, dead):
+    assert admin_client.get("/admin/orchestrator_app/target/").status_code == 200
+    page = admin_client.get(f"/admin/orchestrator_app/emittedmilestone/{dead.idempotency_key}/"
+                            "change/")
+    assert page.status_code == 200 and dead.milestone_id in page.content.decode()
