@@ -22,13 +22,26 @@ from tests.orchestrator.factories import MilestoneEventFactory, TargetFactory
 MANAGE = Path(__file__).resolve().parents[2] / "manage.py"
 
 
+def _qcluster(**env: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CLAWDBOT_DB_NAME": connection.settings_dict["NAME"], "Q_WORKERS": "1",
+           "MILESTONE_LEASE_MARGIN_S": "1", "MILESTONE_INGEST_URL": "", "LOG_LEVEL": "WARNING",
+           **env}
+    return subprocess.Popen([sys.executable, str(MANAGE), "qcluster"], env=env,
+                            start_new_session=True)
+
+
 @pytest.fixture
 def worker(transactional_db):
     """A qcluster with one worker process (its dispatcher thread included)."""
-    env = {**os.environ, "CLAWDBOT_DB_NAME": connection.settings_dict["NAME"], "Q_WORKERS": "1",
-           "MILESTONE_LEASE_MARGIN_S": "1", "MILESTONE_INGEST_URL": "", "LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, str(MANAGE), "qcluster"], env=env,
-                            start_new_session=True)
+    proc = _qcluster()
+    yield proc
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture
+def worker_without_dispatcher(transactional_db):
+    proc = _qcluster(MILESTONE_DISPATCHER="0")
     yield proc
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -59,6 +72,18 @@ def test_worker_killed_mid_attempt_is_followed_by_a_new_attempt(worker, receiver
     wait_for(lambda: _delivery(key).status == Status.DELIVERED, timeout=30, what="new attempt")
     assert [e["key"] for e in receiver.log()] == [key, key]
     assert _delivery(key).lease_owner != owner
+
+
+@pytest.mark.slow
+def test_sweep_task_run_by_the_worker_delivers_what_stalled(worker_without_dispatcher, receiver):
+    from django_q.tasks import async_task
+
+    TargetFactory(name="r", url=receiver.url)
+    stalled = milestone_emit(event=MilestoneEventFactory()).idempotency_key
+    overdue = timezone.now() - timedelta(seconds=tasks.SWEEP_MARGIN_S + 5)
+    Delivery.objects.filter(idempotency_key=stalled).update(next_attempt_at=overdue)
+    async_task(tasks.SWEEP_FUNC)
+    wait_for(lambda: _delivery(stalled).status == Status.DELIVERED, timeout=20, what="swept")
 
 
 @pytest.mark.django_db
