@@ -43,7 +43,9 @@ def milestone_emit_view(request: Request) -> Response:
 @api_view(["GET"])
 @permission_classes([IsOperator])
 def delivery_list_view(request: Request) -> Response:
-    query = s.DeliveryQuerySerializer(data=request.query_params)
+    params = request.query_params.copy()  # ?status=a,b and ?status=a&status=b alike
+    params.setlist("status", [p for v in params.getlist("status") for p in v.split(",") if p])
+    query = s.DeliveryQuerySerializer(data=params)
     query.is_valid(raise_exception=True)
     q = query.validated_data
     try:

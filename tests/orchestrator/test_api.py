@@ -72,6 +72,8 @@ def test_deliveries_filter_by_status_target_and_milestone(client, operator_token
         return sorted((i["milestoneId"], i["target"]) for i in items)
 
     assert ids("status=dead-letter") == [("m.2", "b")]
+    assert len(ids("status=dead-letter,pending")) == len(ids("status=dead-letter&status=pending"))
+    assert len(ids("status=dead-letter,pending")) == 4
     assert ids("target=a") == [("m.1", "a"), ("m.2", "a")]
     assert ids("milestoneId=m.1") == [("m.1", "a"), ("m.1", "b")]
     assert client.get(f"{LIST}?status=bogus", **_auth(operator_token)).status_code == 400
