@@ -186,6 +186,10 @@ MILESTONE_LOG_PATH = Path(
 MILESTONE_INGEST_MAX_BYTES = env.int("MILESTONE_INGEST_MAX_BYTES", default=256 * 1024)
 MILESTONE_WEBHOOK_TOLERANCE_S = env.int("MILESTONE_WEBHOOK_TOLERANCE_S", default=300)
 CLAWDBOT_SEED = env.bool("CLAWDBOT_SEED", default=True)
+# A worker's claim on a delivery lasts the target's timeout plus this margin (seconds).
+MILESTONE_LEASE_MARGIN_S = env.float("MILESTONE_LEASE_MARGIN_S", default=30.0)
+# Each django-q2 worker process runs an outbox dispatcher thread (0 turns it off).
+MILESTONE_DISPATCHER = env.bool("MILESTONE_DISPATCHER", default=True)
 
 # --- Static files, i18n, logging ----------------------------------------------------------
 STATIC_URL = "static/"
@@ -201,5 +205,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }

@@ -6,3 +6,27 @@ from django.apps import AppConfig
 class OrchestratorConfig(AppConfig):
     name = "orchestrator_app"
     verbose_name = "Orchestrator outbox"
+
+    def ready(self) -> None:
+        from django_q.signals import post_spawn
+
+        from clawdbot.eventstore import projections
+        from orchestrator_app.projection import OutboxProjection
+
+        projections.register(OutboxProjection())
+        # django-q2's hook for "a worker process started": the one place a long-lived
+        # dispatcher can live inside the worker (infrastructure, not domain flow).
+        post_spawn.connect(_worker_spawned, dispatch_uid="orchestrator-dispatcher")
+
+
+def _worker_spawned(sender: object, proc_name: str, **kwargs: object) -> None:
+    from django.conf import settings
+
+    from orchestrator_app import dispatcher, tasks
+
+    if not settings.MILESTONE_DISPATCHER:
+        return
+    try:
+        tasks.sweep_schedule_ensure()
+    finally:
+        dispatcher.start_in_background()

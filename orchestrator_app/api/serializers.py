@@ -1,0 +1,78 @@
+"""Wire shapes of the orchestrator API (SPEC §7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from clawdbot.contract import js_iso_timestamp
+from orchestrator_app.models import Delivery, Status
+
+
+class ContextSerializer(serializers.Serializer):
+    sourceTaskId = serializers.CharField(required=False, allow_blank=True)  # noqa: N815
+    sourceRunId = serializers.CharField(required=False, allow_blank=True)  # noqa: N815
+    actor = serializers.CharField(required=False, allow_blank=True)
+
+
+class EmitRequestSerializer(serializers.Serializer):
+    """``{"event": {...}, "context": {...}}``; a bare milestone event is accepted too."""
+
+    event = serializers.JSONField()
+    context = ContextSerializer(required=False)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict) and not isinstance(data.get("event"), dict):
+            data = {"event": data}
+        return super().to_internal_value(data)
+
+
+class QueuedDeliverySerializer(serializers.Serializer):
+    deliveryId = serializers.CharField(source="delivery_id")  # noqa: N815
+    target = serializers.CharField()
+    status = serializers.CharField()
+    nextAttemptAtUtc = serializers.CharField(source="next_attempt_at_utc")  # noqa: N815
+
+
+class EmitResponseSerializer(serializers.Serializer):
+    ok = serializers.BooleanField(default=True)
+    idempotencyKey = serializers.CharField(source="idempotency_key")  # noqa: N815
+    milestoneId = serializers.CharField(source="milestone_id")  # noqa: N815
+    sentAtUtc = serializers.CharField(source="sent_at_utc")  # noqa: N815
+    deliveries = QueuedDeliverySerializer(many=True)
+
+
+def _iso(value: Any) -> str | None:
+    return js_iso_timestamp(value) if value else None
+
+
+class DeliverySerializer(serializers.Serializer):
+    id = serializers.CharField()
+    idempotencyKey = serializers.CharField(source="idempotency_key")  # noqa: N815
+    milestoneId = serializers.CharField(source="milestone_id")  # noqa: N815
+    target = serializers.CharField()
+    status = serializers.ChoiceField(choices=Status.choices)
+    attempts = serializers.IntegerField()
+    lastStatusCode = serializers.IntegerField(source="last_status_code")  # noqa: N815
+    lastError = serializers.CharField(source="last_error")  # noqa: N815
+    lastAttemptAtUtc = serializers.SerializerMethodField()  # noqa: N815
+    nextAttemptAtUtc = serializers.SerializerMethodField()  # noqa: N815
+    createdAtUtc = serializers.SerializerMethodField()  # noqa: N815
+
+    def get_lastAttemptAtUtc(self, obj: Delivery) -> str | None:  # noqa: N802
+        return _iso(obj.last_attempt_at)
+
+    def get_nextAttemptAtUtc(self, obj: Delivery) -> str | None:  # noqa: N802
+        return _iso(obj.next_attempt_at)
+
+    def get_createdAtUtc(self, obj: Delivery) -> str | None:  # noqa: N802
+        return _iso(obj.created_at)
+
+
+class DeliveryQuerySerializer(serializers.Serializer):
+    status = serializers.MultipleChoiceField(choices=Status.choices, required=False)
+    target = serializers.CharField(required=False, default="")
+    milestoneId = serializers.CharField(required=False, default="")  # noqa: N815
+    cursor = serializers.CharField(required=False, default="")
+    limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=200)

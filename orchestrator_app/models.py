@@ -1,0 +1,167 @@
+"""Outbox tables.
+
+``Target`` is configuration, edited in the admin (pausing and resuming it are also recorded
+as events). ``EmittedMilestone``, ``Delivery`` and ``DeliveryAttempt`` are the outbox
+projection (``orchestrator_app.projection``): written only from ``outbox.*`` events, and
+``rebuild_projections`` reproduces them. The one exception is the worker's claim on a
+delivery (``lease_owner``, ``lease_expires_at``): it is coordination between live workers,
+not history, is cleared by the outcome of the attempt it guards, and would mean nothing
+after a rebuild, so it is written directly and never replayed.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from clawdbot.contract import parse_secret_list
+
+
+class Status(models.TextChoices):
+    PENDING = "pending"
+    RETRYING = "retrying"
+    DELIVERED = "delivered"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    DEAD_LETTER = "dead-letter"
+    DISCARDED = "discarded"
+
+
+#: Statuses a worker may still attempt.
+OPEN_STATUSES = (Status.PENDING, Status.RETRYING)
+#: Statuses an operator triages: the target will not take these as they are.
+UNDELIVERABLE_STATUSES = (Status.REJECTED, Status.DEAD_LETTER)
+
+DEFAULT_TARGET = "default"
+
+
+class Target(models.Model):
+    """A receiver of milestones. Empty URL/secrets on ``default`` mean "from settings"."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    url = models.URLField(max_length=500, blank=True,
+                          help_text="Ingest URL; empty on 'default' means MILESTONE_INGEST_URL.")
+    sign_legacy = models.BooleanField(default=True, help_text="x-openclaw-* headers")
+    sign_webhook = models.BooleanField(default=True, help_text="Standard Webhooks headers")
+    legacy_secrets = models.TextField(
+        blank=True, help_text="Comma-separated; the first signs. Empty: MILESTONE_SIGNING_SECRET."
+    )
+    webhook_secrets = models.TextField(
+        blank=True, help_text="Comma-separated whsec_…; the first signs. Empty: "
+        "MILESTONE_WEBHOOK_SECRET."
+    )
+    is_active = models.BooleanField(default=True, help_text="Gets a delivery for new milestones.")
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    paused_reason = models.TextField(blank=True, editable=False)
+    timeout_s = models.FloatField(default=10.0)
+    retry_schedule = models.CharField(
+        max_length=500, blank=True,
+        help_text="Seconds between attempts, comma-separated. Empty: MILESTONE_RETRY_SCHEDULE.",
+    )
+
+    class Meta:
+        db_table = "orchestrator_target"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def resolved_url(self) -> str:
+        return self.url or (settings.MILESTONE_INGEST_URL if self.name == DEFAULT_TARGET else "")
+
+    def legacy_secret_list(self) -> list[str]:
+        if not self.sign_legacy:
+            return []
+        return parse_secret_list(self.legacy_secrets or settings.MILESTONE_SIGNING_SECRET)
+
+    def webhook_secret_list(self) -> list[str]:
+        if not self.sign_webhook:
+            return []
+        return parse_secret_list(self.webhook_secrets or settings.MILESTONE_WEBHOOK_SECRET)
+
+    def schedule_text(self) -> str:
+        return self.retry_schedule or settings.MILESTONE_RETRY_SCHEDULE
+
+
+class EmittedMilestone(models.Model):
+    """Projection: one row per emitted milestone, the exact event and envelope time sent."""
+
+    idempotency_key = models.CharField(max_length=200, primary_key=True)
+    milestone_id = models.CharField(max_length=500, db_index=True)
+    sent_at_utc = models.CharField(max_length=40)
+    sent_at = models.DateTimeField(db_index=True)
+    event = models.JSONField()
+    context = models.JSONField(default=dict)
+    actor = models.CharField(max_length=200, blank=True)
+    position = models.BigIntegerField()
+
+    class Meta:
+        db_table = "orchestrator_milestone"
+        ordering = ["-position"]
+
+    def __str__(self) -> str:
+        return f"{self.milestone_id} ({self.idempotency_key})"
+
+
+class Delivery(models.Model):
+    """Projection: one milestone to one target, and where its delivery stands."""
+
+    id = models.UUIDField(primary_key=True)
+    idempotency_key = models.CharField(max_length=200)
+    milestone_id = models.CharField(max_length=500, db_index=True)
+    target = models.CharField(max_length=100, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    cycle_attempts = models.PositiveIntegerField(
+        default=0, help_text="Attempts since queued or last requeued; decides exhaustion."
+    )
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True, help_text="Last operator action and reason.")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    position = models.BigIntegerField(help_text="Log position of the last event applied.")
+    # Not projected (see the module docstring).
+    lease_owner = models.CharField(max_length=200, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "orchestrator_delivery"
+        verbose_name_plural = "deliveries"
+        ordering = ["-created_at", "target"]
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key", "target"],
+                                    name="delivery_one_per_milestone_target"),
+        ]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="delivery_due",
+                         condition=models.Q(status__in=["pending", "retrying"])),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.milestone_id} → {self.target} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    """Projection: one POST to a target; its primary key is its event's log position."""
+
+    position = models.BigIntegerField(primary_key=True)
+    delivery = models.ForeignKey(Delivery, on_delete=models.DO_NOTHING, related_name="attempt_set",
+                                 db_constraint=False)
+    number = models.PositiveIntegerField()
+    attempted_at = models.DateTimeField()
+    duration_ms = models.FloatField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    response_excerpt = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    outcome = models.CharField(max_length=20)
+    worker = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        db_table = "orchestrator_delivery_attempt"
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}: {self.outcome}"

@@ -1,0 +1,104 @@
+"""Retry policy as data: the schedule, what each answer means, and when to try again.
+
+Everything here is pure (no database, no clock, no randomness of its own) so each rule is a
+plain unit test.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from enum import Enum
+
+#: The reference's schedule (SPEC §8): seconds to wait after attempt 1, 2, …; so 8 attempts
+#: spread over about 27 hours. A quick first retry catches a restarting receiver; the long
+#: tail rides out an outage of a day. ``MILESTONE_RETRY_SCHEDULE`` or a target overrides it.
+DEFAULT_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+#: Each wait is spread by ±20 % so deliveries failed together do not retry together.
+JITTER = 0.2
+#: A receiver's Retry-After is honoured, but never sooner than this …
+RETRY_AFTER_MIN_S = 1.0
+#: … nor later than this: a receiver cannot park a delivery for days.
+RETRY_AFTER_MAX_S = 6 * 3600.0
+#: HTTP statuses worth retrying besides every 5xx.
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+class Verdict(Enum):
+    DELIVERED = "delivered"
+    DUPLICATE = "duplicate"
+    RETRY = "retry"
+    REJECTED = "rejected"
+
+
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """``"5,300,1800"`` → ``(5.0, 300.0, 1800.0)``; ValueError on a bad or negative step."""
+    steps = tuple(float(part) for part in text.split(",") if part.strip())
+    if any(step < 0 for step in steps):
+        raise ValueError(f"negative delay in retry schedule {text!r}")
+    return steps
+
+
+def max_attempts(schedule: tuple[float, ...]) -> int:
+    return 1 + len(schedule)
+
+
+def classify(status_code: int | None, body: bytes) -> Verdict:
+    """SPEC §7's outcome rules for one answer; ``None`` is a network error or timeout."""
+    if status_code is None:
+        return Verdict.RETRY
+    if 200 <= status_code < 300:
+        return Verdict.DUPLICATE if _says_duplicate(body) else Verdict.DELIVERED
+    if status_code in RETRYABLE_STATUS or status_code >= 500:
+        return Verdict.RETRY
+    return Verdict.REJECTED  # other 4xx, and 1xx/3xx (redirects are not followed)
+
+
+def _says_duplicate(body: bytes) -> bool:
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(parsed, dict) and parsed.get("status") == "duplicate"
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or HTTP-date), else None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, (moment - now).total_seconds())
+
+
+def next_attempt_at(
+    *,
+    schedule: tuple[float, ...],
+    attempts_made: int,
+    now: datetime,
+    retry_after_s: float | None = None,
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> datetime | None:
+    """When to try again after ``attempts_made`` attempts, or None when they are exhausted.
+
+    A ``Retry-After`` replaces the scheduled wait, clamped to the bounds above; otherwise
+    the scheduled wait gets ±``JITTER``. ``uniform`` is injectable for tests.
+    """
+    if attempts_made >= max_attempts(schedule):
+        return None
+    if retry_after_s is not None:
+        delay = min(max(retry_after_s, RETRY_AFTER_MIN_S), RETRY_AFTER_MAX_S)
+    else:
+        step = schedule[attempts_made - 1]
+        delay = step * uniform(1 - JITTER, 1 + JITTER)
+    return now + timedelta(seconds=delay)

@@ -1,0 +1,239 @@
+"""Delivery: claim due deliveries, POST them signed (outside any transaction), record.
+
+A claim is a lease written in one autocommit UPDATE over rows picked with
+``FOR UPDATE SKIP LOCKED``: concurrent workers never pick the same row, and a worker that
+dies mid-attempt loses its lease when it expires, after which any worker attempts again
+(the receiver deduplicates by idempotencyKey, so a repeat is harmless).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from clawdbot.contract import envelope_bytes, js_iso_timestamp, signed_headers
+from clawdbot.eventstore import projections, store
+from clawdbot.eventstore.store import Expect, RecordedEvent
+from orchestrator_app import events as ev
+from orchestrator_app import retry
+from orchestrator_app.models import OPEN_STATUSES, Delivery, EmittedMilestone, Status, Target
+from orchestrator_app.services.triage import target_pause_inner
+from orchestrator_app.transport import Transport, TransportResponse
+
+EXCERPT_BYTES = 2048
+
+_CLAIM = """
+UPDATE orchestrator_delivery d
+SET lease_owner = %(owner)s,
+    lease_expires_at = clock_timestamp() + make_interval(secs => %(margin)s + t.timeout_s)
+FROM orchestrator_target t
+WHERE t.name = d.target AND d.id IN (
+    SELECT c.id FROM orchestrator_delivery c
+    JOIN orchestrator_target ct ON ct.name = c.target AND ct.paused_at IS NULL
+    WHERE c.status IN ('pending', 'retrying')
+      AND c.next_attempt_at <= clock_timestamp() - make_interval(secs => %(overdue)s)
+      AND (c.lease_expires_at IS NULL OR c.lease_expires_at < clock_timestamp())
+      AND (%(ids)s::uuid[] IS NULL OR c.id = ANY(%(ids)s::uuid[]))
+    ORDER BY c.next_attempt_at
+    LIMIT %(limit)s
+    FOR UPDATE OF c SKIP LOCKED
+)
+RETURNING d.id
+"""
+
+
+@dataclass(frozen=True)
+class Claim:
+    delivery_id: str
+    owner: str
+
+
+def worker_name() -> str:
+    """Who holds a lease: host and process id (the kill -9 test reads the pid from it)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def deliveries_claim(
+    *, owner: str, limit: int, ids: Sequence[str] | None = None, overdue_s: float = 0.0
+) -> list[Claim]:
+    """Lease up to ``limit`` due deliveries (of ``ids``, if given) to ``owner``.
+
+    Meant for autocommit (the lease must be visible at once); the clock is the database's
+    wall clock, not the transaction's start. ``overdue_s`` picks only deliveries due at
+    least that long ago (the sweep's margin).
+    """
+    params = {"owner": owner, "margin": float(settings.MILESTONE_LEASE_MARGIN_S),
+              "overdue": float(overdue_s), "limit": limit,
+              "ids": [str(i) for i in ids] if ids is not None else None}
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM, params)
+        return [Claim(str(row[0]), owner) for row in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed delivery with what sending it needs, loaded before any HTTP."""
+
+    claim: Claim
+    milestone: EmittedMilestone
+    target: Target
+
+
+@dataclass(frozen=True)
+class Sent:
+    claim: Claim
+    response: TransportResponse
+    attempted_at: datetime
+
+
+def deliveries_load(*, claims: Sequence[Claim]) -> list[Job]:
+    """Three queries for a whole batch of claims."""
+    rows = {str(d.pk): d for d in Delivery.objects.filter(pk__in=[c.delivery_id for c in claims])}
+    milestones = EmittedMilestone.objects.in_bulk({d.idempotency_key for d in rows.values()})
+    targets = Target.objects.in_bulk({d.target for d in rows.values()}, field_name="name")
+    return [Job(c, milestones[rows[c.delivery_id].idempotency_key],
+                targets[rows[c.delivery_id].target]) for c in claims]
+
+
+def job_send(job: Job, transport: Transport) -> Sent:
+    attempted_at = timezone.now()
+    response = delivery_send(milestone=job.milestone, target=job.target, transport=transport)
+    return Sent(job.claim, response, attempted_at)
+
+
+def delivery_send(
+    *, milestone: EmittedMilestone, target: Target, transport: Transport
+) -> TransportResponse:
+    """Serialise the envelope once, sign exactly those bytes, POST them. No database."""
+    envelope = {"idempotencyKey": milestone.idempotency_key,
+                "sentAtUtc": milestone.sent_at_utc, "event": milestone.event}
+    body = envelope_bytes(envelope)
+    url = target.resolved_url()
+    try:
+        headers = signed_headers(
+            body=body, idempotency_key=milestone.idempotency_key,
+            legacy_secrets=target.legacy_secret_list(),
+            webhook_secrets=target.webhook_secret_list(), now=time.time(), payload=envelope,
+        )
+    except ValueError as exc:
+        return TransportResponse(None, error=f"cannot sign: {exc}")
+    if not url:
+        return TransportResponse(None, error="target has no URL")
+    return transport.post(url, body=body, headers=headers, timeout=target.timeout_s)
+
+
+def _excerpt(body: bytes) -> str:
+    return body[:EXCERPT_BYTES].decode("utf-8", errors="ignore").replace("\x00", "")
+
+
+def _error(response: TransportResponse) -> str:
+    if response.status_code is None:
+        return response.error
+    if 200 <= response.status_code < 300:
+        return ""
+    return f"HTTP {response.status_code}: {_excerpt(response.body)[:300]}".strip()
+
+
+@transaction.atomic(durable=True)
+def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
+    """Record attempts and the states they lead to (SPEC §7 rules); release the leases.
+
+    One transaction for a batch, rows locked in key order. An attempt that ends after its
+    delivery left the open statuses (discarded meanwhile, or finished by a worker that took
+    over an expired lease) is recorded, changing nothing else.
+    """
+    ids = sorted(s.claim.delivery_id for s in sent)
+    rows = {str(d.pk): d for d in Delivery.objects.select_for_update().filter(pk__in=ids)
+            .order_by("pk")}
+    targets = Target.objects.in_bulk({d.target for d in rows.values()}, field_name="name")
+    gone: dict[str, Target] = {}
+    recorded = []
+    for item in sent:
+        delivery = rows[item.claim.delivery_id]
+        target = targets.get(delivery.target)
+        recorded += _record_one(delivery, target, item)
+        if item.response.status_code == 410 and target is not None and target.paused_at is None:
+            gone[target.name] = target
+    projections.apply_inline(recorded)  # the batch at once, in this transaction
+    for owner in {s.claim.owner for s in sent}:
+        Delivery.objects.filter(pk__in=ids, lease_owner=owner).update(
+            lease_owner="", lease_expires_at=None)
+    for target in gone.values():
+        target_pause_inner(target=target, actor="", reason=f"410 Gone from {target.resolved_url()}")
+    fresh = {str(k): d for k, d in Delivery.objects.in_bulk(ids).items()}
+    return [fresh[s.claim.delivery_id] for s in sent]
+
+
+def _record_one(delivery: Delivery, target: Target | None, sent: Sent) -> list[RecordedEvent]:
+    response = sent.response
+    verdict = retry.classify(response.status_code, response.body)
+    attempted = {
+        "deliveryId": sent.claim.delivery_id, "number": delivery.attempts + 1,
+        "attemptedAtUtc": sent.attempted_at.isoformat(),
+        "durationMs": round(response.duration_ms, 3), "statusCode": response.status_code,
+        "responseExcerpt": _excerpt(response.body), "error": _error(response),
+        "worker": sent.claim.owner,
+    }
+    follow, outcome = None, verdict.value
+    if delivery.status in OPEN_STATUSES:
+        follow, outcome = _follow_up(delivery, target, verdict, response)
+    new_events = [ev.event(ev.DELIVERY_ATTEMPTED, outcome=outcome, **attempted)]
+    if follow is not None:
+        new_events.append(follow)
+    return store.append(ev.milestone_stream(delivery.idempotency_key), new_events,
+                        expected_version=Expect.ANY, project=False)
+
+
+def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict,
+               response: TransportResponse) -> tuple[object, str]:
+    d = delivery.pk
+    if verdict in (retry.Verdict.DELIVERED, retry.Verdict.DUPLICATE):
+        return ev.event(ev.DELIVERY_SUCCEEDED, deliveryId=str(d), status=verdict.value), \
+            verdict.value
+    if verdict is retry.Verdict.REJECTED:
+        return ev.event(ev.DELIVERY_REJECTED, deliveryId=str(d), reason=_error(response)), \
+            Status.REJECTED.value
+    now = timezone.now()
+    schedule = retry.parse_schedule(target.schedule_text() if target else
+                                    settings.MILESTONE_RETRY_SCHEDULE)
+    retry_after = retry.parse_retry_after(
+        {k.lower(): v for k, v in response.headers.items()}.get("retry-after"), now=now)
+    due = retry.next_attempt_at(schedule=schedule, attempts_made=delivery.cycle_attempts + 1,
+                                now=now, retry_after_s=retry_after)
+    if due is None:
+        reason = f"gave up after {retry.max_attempts(schedule)} attempt(s): {_error(response)}"
+        return ev.event(ev.DELIVERY_DEAD_LETTERED, deliveryId=str(d), reason=reason), \
+            Status.DEAD_LETTER.value
+    return ev.event(ev.DELIVERY_RETRY_SCHEDULED, deliveryId=str(d),
+                    nextAttemptAtUtc=js_iso_timestamp(due)), Status.RETRYING.value
+
+
+def deliveries_send(
+    *, transport: Transport, owner: str, limit: int = 100, ids: Sequence[str] | None = None,
+    overdue_s: float = 0.0, map_fn: Callable[..., Iterable[Sent]] = map,
+) -> list[Sent]:
+    """Claim what is due now and send it (through ``map_fn``: a thread pool's map in the
+    dispatcher, plain ``map`` elsewhere); the caller records what was sent."""
+    claims = deliveries_claim(owner=owner, limit=limit, ids=ids, overdue_s=overdue_s)
+    if not claims:
+        return []
+    jobs = deliveries_load(claims=claims)
+    return list(map_fn(lambda job: job_send(job, transport), jobs))
+
+
+def deliveries_run(
+    *, transport: Transport, owner: str | None = None, limit: int = 100,
+    ids: Sequence[str] | None = None, overdue_s: float = 0.0,
+) -> list[Delivery]:
+    """Claim, send and record what is due now, in the foreground; return the deliveries."""
+    sent = deliveries_send(transport=transport, owner=owner or worker_name(), limit=limit,
+                           ids=ids, overdue_s=overdue_s)
+    return deliveries_record(sent=sent) if sent else []

@@ -1,0 +1,162 @@
+"""Every outcome rule of SPEC §7, with an injected transport."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from clawdbot.contract import envelope_bytes, legacy_verify, parse_json, webhook_verify
+from clawdbot.eventstore import store
+from orchestrator_app import events as ev
+from orchestrator_app.models import Delivery, DeliveryAttempt, Status, Target
+from orchestrator_app.services.delivery import deliveries_run
+from orchestrator_app.services.emit import milestone_emit
+from orchestrator_app.services.triage import delivery_discard
+from orchestrator_app.transport import TransportResponse
+from tests.orchestrator.factories import (
+    LEGACY_SECRET,
+    WEBHOOK_SECRET,
+    MilestoneEventFactory,
+    TargetFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def _emit(**target: object) -> Delivery:
+    TargetFactory(name="t", **target)
+    result = milestone_emit(event=MilestoneEventFactory())
+    return Delivery.objects.get(idempotency_key=result.idempotency_key)
+
+
+def _run(transport, *answers: TransportResponse) -> Delivery:
+    transport.script.extend(answers)
+    (delivery,) = deliveries_run(transport=transport)
+    return delivery
+
+
+def test_2xx_is_delivered(transport):
+    _emit()
+    delivery = _run(transport, TransportResponse(200, b'{"ok":true,"status":"accepted"}'))
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (
+        Status.DELIVERED, 1, None)
+
+
+def test_2xx_with_status_duplicate_is_duplicate(transport):
+    _emit()
+    delivery = _run(transport, TransportResponse(200, b'{"ok":true,"status":"duplicate"}'))
+    assert delivery.status == Status.DUPLICATE
+
+
+@pytest.mark.parametrize("code", [400, 401, 404, 413, 422])
+def test_other_4xx_is_rejected_at_once(transport, code):
+    _emit()
+    delivery = _run(transport, TransportResponse(code, b'{"ok":false,"reason":"bad"}'))
+    assert (delivery.status, delivery.attempts) == (Status.REJECTED, 1)
+    assert delivery.last_error.startswith(f"HTTP {code}")
+
+
+@pytest.mark.parametrize("code", [408, 425, 429, 500, 502, 503])
+def test_retryable_status_schedules_a_retry(transport, code):
+    _emit(retry_schedule="60")
+    before = timezone.now()
+    delivery = _run(transport, TransportResponse(code))
+    assert (delivery.status, delivery.attempts) == (Status.RETRYING, 1)
+    assert before + timedelta(seconds=47) < delivery.next_attempt_at
+    assert delivery.next_attempt_at < timezone.now() + timedelta(seconds=73)
+
+
+def test_network_error_schedules_a_retry_with_the_error(transport):
+    _emit(retry_schedule="60")
+    delivery = _run(transport, TransportResponse(None, error="ConnectError: refused"))
+    assert delivery.status == Status.RETRYING
+    assert delivery.last_error == "ConnectError: refused"
+
+
+def test_exhausted_attempts_dead_letter(transport):
+    _emit(retry_schedule="0,0")
+    for _ in range(2):
+        assert _run(transport, TransportResponse(503)).status == Status.RETRYING
+    delivery = _run(transport, TransportResponse(503))
+    assert (delivery.status, delivery.attempts) == (Status.DEAD_LETTER, 3)
+    assert not deliveries_run(transport=transport)
+
+
+def test_retry_then_success(transport):
+    _emit(retry_schedule="0")
+    _run(transport, TransportResponse(503))
+    assert _run(transport, TransportResponse(200, b"{}")).status == Status.DELIVERED
+
+
+def test_retry_after_is_honoured(transport):
+    _emit(retry_schedule="0")
+    before = timezone.now()
+    delivery = _run(transport, TransportResponse(429, headers={"Retry-After": "120"}))
+    assert abs((delivery.next_attempt_at - before).total_seconds() - 120) < 2
+
+
+def test_410_rejects_and_pauses_the_target(transport):
+    delivery = _emit()
+    milestone_emit(event=MilestoneEventFactory())
+    transport.script.append(TransportResponse(410))
+    first, = deliveries_run(transport=transport, limit=1)
+    assert first.status == Status.REJECTED
+    assert Target.objects.get(name="t").paused_at is not None
+    assert [e.type for e in store.read_stream(ev.target_stream("t"))] == [ev.TARGET_PAUSED]
+    assert deliveries_run(transport=transport) == []  # the other one is held
+    assert delivery.pk == first.pk
+
+
+def test_each_attempt_is_one_event_with_code_duration_and_excerpt(transport):
+    delivery = _emit(retry_schedule="0")
+    _run(transport, TransportResponse(503, b"x" * 5000, duration_ms=12.5))
+    attempt = DeliveryAttempt.objects.get(delivery=delivery)
+    assert (attempt.number, attempt.status_code, attempt.duration_ms) == (1, 503, 12.5)
+    assert len(attempt.response_excerpt.encode()) <= 2048
+    types = [e.type for e in store.read_stream(ev.milestone_stream(delivery.idempotency_key))]
+    assert types.count(ev.DELIVERY_ATTEMPTED) == 1
+
+
+def test_request_carries_exact_bytes_signed_with_both_schemes(transport):
+    delivery = _emit()
+    _run(transport, TransportResponse(200, b"{}"))
+    sent = transport.requests[0]
+    envelope = parse_json(sent["body"])
+    assert envelope_bytes(envelope) == sent["body"]
+    assert envelope["idempotencyKey"] == delivery.idempotency_key
+    assert envelope["sentAtUtc"].endswith("Z")
+    h = sent["headers"]
+    assert legacy_verify([LEGACY_SECRET], envelope, h["x-openclaw-signature"])
+    webhook_verify([WEBHOOK_SECRET], h["webhook-id"], h["webhook-timestamp"],
+                   h["webhook-signature"], sent["body"], now=time.time())
+    assert sent["timeout"] == 2.0
+
+
+def test_target_signing_only_legacy_sends_no_webhook_headers(transport):
+    _emit(sign_webhook=False)
+    _run(transport, TransportResponse(200, b"{}"))
+    headers = transport.requests[0]["headers"]
+    assert "x-openclaw-signature" in headers and "webhook-signature" not in headers
+
+
+def test_attempt_finishing_after_a_discard_is_recorded_without_changing_status(transport):
+    delivery = _emit()
+
+    class DiscardWhileSending:
+        def post(self, url, **kwargs):
+            delivery_discard(delivery_id=str(delivery.pk), actor="ops", reason="obsolete")
+            return TransportResponse(200, b"{}")
+
+    result, = deliveries_run(transport=DiscardWhileSending())
+    assert (result.status, result.attempts) == (Status.DISCARDED, 1)
+
+
+def test_leased_delivery_is_not_claimed_twice(transport):
+    from orchestrator_app.services.delivery import deliveries_claim
+
+    _emit()
+    assert len(deliveries_claim(owner="w1", limit=10)) == 1
+    assert deliveries_claim(owner="w2", limit=10) == []

@@ -1,0 +1,107 @@
+"""The real worker: ``manage.py qcluster`` processes against the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from orchestrator_app import tasks
+from orchestrator_app.models import Delivery, Status
+from orchestrator_app.services.emit import milestone_emit
+from tests.helpers import wait_for
+from tests.orchestrator.factories import MilestoneEventFactory, TargetFactory
+
+MANAGE = Path(__file__).resolve().parents[2] / "manage.py"
+
+
+def _qcluster(**env: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CLAWDBOT_DB_NAME": connection.settings_dict["NAME"], "Q_WORKERS": "1",
+           "MILESTONE_LEASE_MARGIN_S": "1", "MILESTONE_INGEST_URL": "", "LOG_LEVEL": "WARNING",
+           **env}
+    return subprocess.Popen([sys.executable, str(MANAGE), "qcluster"], env=env,
+                            start_new_session=True)
+
+
+@pytest.fixture
+def worker(transactional_db):
+    """A qcluster with one worker process (its dispatcher thread included)."""
+    proc = _qcluster()
+    yield proc
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture
+def worker_without_dispatcher(transactional_db):
+    proc = _qcluster(MILESTONE_DISPATCHER="0")
+    yield proc
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _delivery(key: str) -> Delivery:
+    return Delivery.objects.get(idempotency_key=key)
+
+
+@pytest.mark.slow
+def test_worker_delivers_a_new_milestone_at_once(worker, receiver):
+    TargetFactory(name="r", url=receiver.url)
+    key = milestone_emit(event=MilestoneEventFactory()).idempotency_key
+    wait_for(lambda: _delivery(key).status == Status.DELIVERED, timeout=20, what="delivered")
+    assert [e["key"] for e in receiver.log()] == [key]
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_attempt_is_followed_by_a_new_attempt(worker, receiver):
+    receiver.control(script=[{"hang": True}])
+    TargetFactory(name="r", url=receiver.url, timeout_s=3)
+    key = milestone_emit(event=MilestoneEventFactory()).idempotency_key
+    wait_for(lambda: receiver.log(), timeout=20, what="first attempt reaching the receiver")
+    owner = wait_for(lambda: _delivery(key).lease_owner, what="a lease")
+    os.kill(int(owner.rsplit(":", 1)[1]), signal.SIGKILL)
+    receiver.control(default={"status": 200})
+
+    wait_for(lambda: _delivery(key).status == Status.DELIVERED, timeout=30, what="new attempt")
+    assert [e["key"] for e in receiver.log()] == [key, key]
+    assert _delivery(key).lease_owner != owner
+
+
+@pytest.mark.slow
+def test_sweep_task_run_by_the_worker_delivers_what_stalled(worker_without_dispatcher, receiver):
+    from django_q.tasks import async_task
+
+    TargetFactory(name="r", url=receiver.url)
+    stalled = milestone_emit(event=MilestoneEventFactory()).idempotency_key
+    overdue = timezone.now() - timedelta(seconds=tasks.SWEEP_MARGIN_S + 5)
+    Delivery.objects.filter(idempotency_key=stalled).update(next_attempt_at=overdue)
+    async_task(tasks.SWEEP_FUNC)
+    wait_for(lambda: _delivery(stalled).status == Status.DELIVERED, timeout=20, what="swept")
+
+
+@pytest.mark.django_db
+def test_sweep_attempts_only_deliveries_overdue_past_the_margin(receiver):
+    TargetFactory(name="r", url=receiver.url)
+    late = milestone_emit(event=MilestoneEventFactory()).idempotency_key
+    fresh = milestone_emit(event=MilestoneEventFactory()).idempotency_key
+    overdue = timezone.now() - timedelta(seconds=tasks.SWEEP_MARGIN_S + 5)
+    Delivery.objects.filter(idempotency_key=late).update(next_attempt_at=overdue)
+    assert tasks.sweep() == 1
+    assert (_delivery(late).status, _delivery(fresh).status) == (Status.DELIVERED, Status.PENDING)
+
+
+@pytest.mark.django_db
+def test_sweep_schedule_exists_after_migrate_and_is_ensured_once():
+    from django_q.models import Schedule
+
+    tasks.sweep_schedule_ensure()
+    tasks.sweep_schedule_ensure()
+    schedule, = Schedule.objects.filter(name=tasks.SWEEP_SCHEDULE_NAME)
+    assert (schedule.func, schedule.minutes) == (tasks.SWEEP_FUNC, 1)
