@@ -1,10 +1,10 @@
 """``make run``: migrate, then serve the whole pipeline in the foreground.
 
-Starts the ASGI server (uvicorn, one process: HTTP and WebSocket; see
-docs/PERFORMANCE.md for why) and the django-q2 worker as child processes, runs the post-start steps (sample milestones into an empty database), and on
-Ctrl-C or SIGTERM stops both children (and anything they forked), then exits. With the
-embedded database this process uses the server for the whole run, so the server's watcher
-stops PostgreSQL right after the run ends.
+Starts the ASGI server (uvicorn, one process: HTTP and WebSocket; docs/PERFORMANCE.md says
+why) and the django-q2 worker as child processes, runs the post-start steps (sample
+milestones into an empty database), and on Ctrl-C or SIGTERM stops both children (and
+anything they forked), then exits. With the embedded database this process uses the
+server for the whole run, so the server's watcher stops PostgreSQL right after the run.
 """
 
 from __future__ import annotations
