@@ -15,7 +15,7 @@ import pytest
 from clawdbot.eventstore import store
 from feed_app.models import FeedItem
 from tests.feed.factories import EnvelopeFactory, signed
-from tests.feed.liveserver import asgi_server
+from tests.liveserver import asgi_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.feed.factories import EnvelopeFactory, MilestoneFactory, signed
-from tests.feed.liveserver import asgi_server
+from tests.liveserver import asgi_server
 
 CHROMIUM = "/usr/bin/chromium"
 HOSTILE = [
