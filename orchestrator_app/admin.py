@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from clawdbot.admin import ReadOnlyAdmin
 from clawdbot.errors import DomainError
 from orchestrator_app.models import (
     UNDELIVERABLE_STATUSES,
@@ -133,7 +134,7 @@ class TargetAdmin(admin.ModelAdmin):
 
 
 @admin.register(EmittedMilestone)
-class EmittedMilestoneAdmin(admin.ModelAdmin):
+class EmittedMilestoneAdmin(ReadOnlyAdmin):
     list_display = ("milestone_id", "sent_at_utc", "actor", "idempotency_key")
     search_fields = ("milestone_id", "idempotency_key")
     readonly_fields = ("idempotency_key", "milestone_id", "sent_at_utc", "actor", "pretty_event",
@@ -143,12 +144,3 @@ class EmittedMilestoneAdmin(admin.ModelAdmin):
     @admin.display(description="event")
     def pretty_event(self, obj: EmittedMilestone) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.event, indent=2, ensure_ascii=False))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
