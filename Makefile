@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint typecheck bench
 
-TYPECHECK_PATHS ?= clawdbot
+TYPECHECK_PATHS ?= clawdbot feed_app orchestrator_app
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required" >&2; exit 1; }

@@ -7,7 +7,7 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
-from clawdbot.eventstore.admin import ReadOnlyAdmin
+from clawdbot.admin import ReadOnlyAdmin
 from feed_app.models import DeadLetter, FeedItem
 
 

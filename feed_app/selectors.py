@@ -72,7 +72,8 @@ def feed_page(
     source: str | None = None,
 ) -> FeedPage:
     """Up to ``limit`` milestones, newest ``timestampUtc`` first, older than ``before``."""
-    where, params = ["true"], {"limit": limit}
+    where = ["true"]
+    params: dict[str, int | str | datetime] = {"limit": limit}
     for column, value in (("scope", scope), ("risk_status", risk_status), ("source", source)):
         if value is not None:
             where.append(f"{column} = %({column})s")

@@ -78,8 +78,9 @@ def _milestone_store(
             expected_version=Expect.NO_STREAM,
         )
     except ConcurrencyError:
-        stored = FeedItem.objects.filter(idempotency_key=key).values_list("milestone_id")
-        return IngestResult("duplicate", stored.first()[0] if stored else milestone_id)
+        stored = (FeedItem.objects.filter(idempotency_key=key)
+                  .values_list("milestone_id", flat=True).first())
+        return IngestResult("duplicate", stored if stored is not None else milestone_id)
     transaction.on_commit(partial(milestone_broadcast, event=recorded))
     return IngestResult("accepted", milestone_id, recorded.position)
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import TypeVar
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
+from clawdbot.admin import ReadOnlyAdmin
 from clawdbot.errors import DomainError
 from orchestrator_app.models import (
     UNDELIVERABLE_STATUSES,
@@ -26,14 +28,16 @@ from orchestrator_app.models import (
 )
 from orchestrator_app.services import triage
 
+_M = TypeVar("_M", bound=Model)
+
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
 
 def _with_reason(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, *, title: str,
-    apply: Callable[[object, str, str], object],
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[_M], *, title: str,
+    apply: Callable[[_M, str, str], object],
 ) -> HttpResponse | None:
     """Ask for a reason on an intermediate page, then apply the action to each row."""
     form = ReasonForm(request.POST if "apply" in request.POST else None)
@@ -98,12 +102,12 @@ class DeliveryAdmin(admin.ModelAdmin):
         return False
 
     @admin.action(description="Requeue selected deliveries (with a reason)")
-    def requeue(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def requeue(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> HttpResponse | None:
         return _with_reason(self, request, queryset, title="Requeue", apply=lambda d, who, why:
                             triage.delivery_requeue(delivery_id=str(d.pk), actor=who, reason=why))
 
     @admin.action(description="Discard selected deliveries (with a reason)")
-    def discard(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def discard(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> HttpResponse | None:
         return _with_reason(self, request, queryset, title="Discard", apply=lambda d, who, why:
                             triage.delivery_discard(delivery_id=str(d.pk), actor=who, reason=why))
 
@@ -119,18 +123,18 @@ class TargetAdmin(admin.ModelAdmin):
         return obj.resolved_url()
 
     @admin.action(description="Pause selected targets (with a reason)")
-    def pause(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def pause(self, request: HttpRequest, queryset: QuerySet[Target]) -> HttpResponse | None:
         return _with_reason(self, request, queryset, title="Pause", apply=lambda t, who, why:
                             triage.target_pause(name=t.name, actor=who, reason=why))
 
     @admin.action(description="Resume selected targets (with a reason)")
-    def resume(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def resume(self, request: HttpRequest, queryset: QuerySet[Target]) -> HttpResponse | None:
         return _with_reason(self, request, queryset, title="Resume", apply=lambda t, who, why:
                             triage.target_resume(name=t.name, actor=who, reason=why))
 
 
 @admin.register(EmittedMilestone)
-class EmittedMilestoneAdmin(admin.ModelAdmin):
+class EmittedMilestoneAdmin(ReadOnlyAdmin):
     list_display = ("milestone_id", "sent_at_utc", "actor", "idempotency_key")
     search_fields = ("milestone_id", "idempotency_key")
     readonly_fields = ("idempotency_key", "milestone_id", "sent_at_utc", "actor", "pretty_event",
@@ -140,12 +144,3 @@ class EmittedMilestoneAdmin(admin.ModelAdmin):
     @admin.display(description="event")
     def pretty_event(self, obj: EmittedMilestone) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.event, indent=2, ensure_ascii=False))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False

@@ -41,6 +41,11 @@ def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+def _at(text: str) -> datetime:
+    """A timestamp the event always carries (a missing one is a malformed event)."""
+    return datetime.fromisoformat(text)
+
+
 def _on_attempted(row: Delivery, e: RecordedEvent) -> None:
     d = e.data
     row.attempts += 1
@@ -94,7 +99,7 @@ def _milestone(e: RecordedEvent) -> EmittedMilestone:
     d = e.data
     return EmittedMilestone(
         idempotency_key=d["idempotencyKey"], milestone_id=d["event"]["milestoneId"],
-        sent_at_utc=d["sentAtUtc"], sent_at=_when(d["sentAtUtc"]), event=d["event"],
+        sent_at_utc=d["sentAtUtc"], sent_at=_at(d["sentAtUtc"]), event=d["event"],
         context=d.get("context") or {}, actor=d.get("actor") or "", position=e.position)
 
 
@@ -110,7 +115,7 @@ def _attempt(e: RecordedEvent) -> DeliveryAttempt:
     d = e.data
     return DeliveryAttempt(
         position=e.position, delivery_id=d["deliveryId"], number=d["number"],
-        attempted_at=_when(d["attemptedAtUtc"]), duration_ms=d["durationMs"],
+        attempted_at=_at(d["attemptedAtUtc"]), duration_ms=d["durationMs"],
         status_code=d.get("statusCode"), response_excerpt=d.get("responseExcerpt") or "",
         error=d.get("error") or "", outcome=d["outcome"], worker=d.get("worker") or "")
 

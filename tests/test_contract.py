@@ -17,8 +17,9 @@ from orchestrator_app.services.delivery import deliveries_run
 from orchestrator_app.services.emit import milestone_emit
 from orchestrator_app.services.replay import milestone_replay
 from orchestrator_app.transport import KeepAliveTransport
+from tests.factories import MilestoneEventFactory
 from tests.liveserver import asgi_server
-from tests.orchestrator.factories import MilestoneEventFactory, TargetFactory
+from tests.orchestrator.factories import TargetFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -23,7 +23,10 @@ class MilestoneSerializer(serializers.Serializer):
     evidence = EvidenceSerializer(many=True)
     riskStatus = serializers.ChoiceField(choices=contract.RISK_STATUSES)  # noqa: N815
     nextAction = serializers.CharField()  # noqa: N815
-    source = serializers.ChoiceField(choices=contract.SOURCES, required=False)
+    # Wire names below that match Field/Serializer attributes (source, errors) are fine: DRF's
+    # metaclass moves declared fields off the class; the stubs cannot know that.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=contract.SOURCES, required=False)
 
 
 class EnvelopeSerializer(serializers.Serializer):
@@ -42,8 +45,8 @@ class RejectedSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     status = serializers.CharField()
     reason = serializers.CharField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
-                                   required=False)
+    errors = serializers.DictField(  # type: ignore[assignment]  # wire name, see above
+        child=serializers.ListField(child=serializers.CharField()), required=False)
 
 
 class FeedItemSerializer(MilestoneSerializer):
@@ -70,7 +73,7 @@ class DeadLetterItemSerializer(serializers.Serializer):
     reasonCode = serializers.CharField()  # noqa: N815
     httpStatus = serializers.IntegerField()  # noqa: N815
     idempotencyKey = serializers.CharField(required=False)  # noqa: N815
-    errors = serializers.DictField()
+    errors = serializers.DictField()  # type: ignore[assignment]  # wire name, see above
     scheme = serializers.CharField()
     remoteAddr = serializers.CharField()  # noqa: N815
     bodySha256 = serializers.CharField()  # noqa: N815

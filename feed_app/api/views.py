@@ -80,15 +80,18 @@ class DeadLetterView(APIView):
         responses={200: s.DeadLetterPageSerializer, 401: _REJECTED, 403: _REJECTED},
     )
     def get(self, request: Request) -> Response:
-        limit, before = _int_param(request, "limit", 50), _int_param(request, "before", None)
-        items, count = selectors.dead_letter_list(limit=min(max(limit, 1), 200), before=before)
+        limit = _int_param(request, "limit")
+        limit = 50 if limit is None else min(max(limit, 1), 200)
+        items, count = selectors.dead_letter_list(limit=limit,
+                                                  before=_int_param(request, "before"))
         return Response({"ok": True, "items": items, "count": count})
 
 
-def _int_param(request: Request, name: str, default: int | None) -> int | None:
+def _int_param(request: Request, name: str) -> int | None:
+    """The integer query parameter ``name``; None when absent or empty."""
     raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
+    if not raw:
+        return None
     try:
         return int(raw)
     except ValueError:

@@ -20,7 +20,9 @@ class EmitRequestSerializer(serializers.Serializer):
     """``{"event": {...}, "context": {...}}``; a bare milestone event is accepted too."""
 
     event = serializers.JSONField()
-    context = ContextSerializer(required=False)
+    # A wire name. DRF's metaclass moves declared fields off the class, so this does not
+    # shadow Field.context at runtime; the stubs cannot know that.
+    context = ContextSerializer(required=False)  # type: ignore[assignment]
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict) and not isinstance(data.get("event"), dict):

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from clawdbot.contract import envelope_bytes, js_iso_timestamp, signed_headers
 from clawdbot.eventstore import projections, store
-from clawdbot.eventstore.store import Expect, RecordedEvent
+from clawdbot.eventstore.store import Expect, NewEvent, RecordedEvent
 from orchestrator_app import events as ev
 from orchestrator_app import retry
 from orchestrator_app.models import OPEN_STATUSES, Delivery, EmittedMilestone, Status, Target
@@ -70,9 +70,11 @@ def deliveries_claim(
     wall clock, not the transaction's start. ``overdue_s`` picks only deliveries due at
     least that long ago (the sweep's margin).
     """
-    params = {"owner": owner, "margin": float(settings.MILESTONE_LEASE_MARGIN_S),
-              "overdue": float(overdue_s), "limit": limit,
-              "ids": [str(i) for i in ids] if ids is not None else None}
+    params: dict[str, str | float | list[str] | None] = {
+        "owner": owner, "margin": float(settings.MILESTONE_LEASE_MARGIN_S),
+        "overdue": float(overdue_s), "limit": limit,
+        "ids": [str(i) for i in ids] if ids is not None else None,
+    }
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM, params)
         return [Claim(str(row[0]), owner) for row in cursor.fetchall()]
@@ -193,7 +195,7 @@ def _record_one(delivery: Delivery, target: Target | None, sent: Sent) -> list[R
 
 
 def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict,
-               response: TransportResponse) -> tuple[object, str]:
+               response: TransportResponse) -> tuple[NewEvent, str]:
     d = delivery.pk
     if verdict in (retry.Verdict.DELIVERED, retry.Verdict.DUPLICATE):
         return ev.event(ev.DELIVERY_SUCCEEDED, deliveryId=str(d), status=verdict.value), \

@@ -9,8 +9,8 @@ from channels.testing import WebsocketCommunicator
 
 from clawdbot.asgi import application
 from feed_app.broadcast import GROUP
+from tests.factories import EnvelopeFactory
 from tests.feed.conftest import IngestClient
-from tests.feed.factories import EnvelopeFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

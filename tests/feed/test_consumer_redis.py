@@ -10,8 +10,8 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.test import override_settings
 
+from tests.factories import EnvelopeFactory
 from tests.feed.conftest import IngestClient
-from tests.feed.factories import EnvelopeFactory
 from tests.feed.test_consumer import _connect, _receive
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"

@@ -61,3 +61,34 @@ def test_key_appears_only_when_known(client, ingest, operator_token):
     ingest.post(b"[]", {})
     items = client.get(URL, headers={"Authorization": f"Token {operator_token}"}).json()["items"]
     assert [item.get("idempotencyKey") for item in items] == [None, "k-1"]
+
+
+@pytest.mark.parametrize("query", ["limit=abc", "limit=1e3", "before=abc", "before=1.5"])
+def test_a_non_integer_limit_or_before_is_a_clear_400(client, ingest, operator_token, query):
+    _reject(ingest, 1)
+    response = client.get(f"{URL}?{query}", headers={"Authorization": f"Token {operator_token}"})
+    assert response.status_code == 400
+    name = query.split("=")[0]
+    assert response.json()["errors"] == {name: ["Must be an integer."]}
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("", 3), ("limit=", 3), ("before=", 3), ("limit=0", 1), ("limit=-5", 1), ("limit=2", 2),
+    ("limit=99999999999999999999", 3),
+])
+def test_a_missing_or_out_of_range_limit_falls_back_or_is_clamped(
+    client, ingest, operator_token, query, expected
+):
+    _reject(ingest, 3)
+    response = client.get(f"{URL}?{query}", headers={"Authorization": f"Token {operator_token}"})
+    assert response.status_code == 200
+    assert len(response.json()["items"]) == expected
+
+
+@pytest.mark.parametrize("before", ["99999999999999999999", "-99999999999999999999"])
+def test_a_before_beyond_any_position_pages_without_error(client, ingest, operator_token, before):
+    _reject(ingest, 2)
+    response = client.get(f"{URL}?before={before}",
+                          headers={"Authorization": f"Token {operator_token}"})
+    assert response.status_code == 200
+    assert len(response.json()["items"]) == (2 if before[0] != "-" else 0)

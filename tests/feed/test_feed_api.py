@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from feed_app.selectors import js_limit
-from tests.feed.factories import EnvelopeFactory, MilestoneFactory
+from tests.factories import EnvelopeFactory, MilestoneEventFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def _ingest_many(ingest, count: int, **event_fields) -> list[dict]:
-    envelopes = [EnvelopeFactory(event=MilestoneFactory(**event_fields)) for _ in range(count)]
+    envelopes = [EnvelopeFactory(event=MilestoneEventFactory(**event_fields)) for _ in range(count)]
     for envelope in envelopes:
         assert ingest.send(envelope).json()["status"] == "accepted"
     return envelopes
@@ -39,9 +39,9 @@ def test_latest_defaults_to_20_items_newest_timestamp_first(client, ingest):
 
 
 def test_latest_orders_by_timestamp_not_by_arrival(client, ingest):
-    ingest.send(EnvelopeFactory(event=MilestoneFactory(timestampUtc="2026-03-01T00:00:00Z")))
-    ingest.send(EnvelopeFactory(event=MilestoneFactory(timestampUtc="2026-01-01T00:00:00Z")))
-    ingest.send(EnvelopeFactory(event=MilestoneFactory(timestampUtc="2026-02-01T00:00:00+05:00")))
+    ingest.send(EnvelopeFactory(event=MilestoneEventFactory(timestampUtc="2026-03-01T00:00:00Z")))
+    ingest.send(EnvelopeFactory(event=MilestoneEventFactory(timestampUtc="2026-01-01T00:00:00Z")))
+    ingest.send(EnvelopeFactory(event=MilestoneEventFactory(timestampUtc="2026-02-01T00:00:00+05:00")))
     items = client.get("/api/milestones/latest").json()["items"]
     assert [i["timestampUtc"][:7] for i in items] == ["2026-03", "2026-02", "2026-01"]
 

@@ -11,7 +11,8 @@ from django.test import override_settings
 from clawdbot import contract
 from clawdbot.eventstore import store
 from feed_app.models import DeadLetter, FeedItem
-from tests.feed.factories import EnvelopeFactory, MilestoneFactory, signed
+from tests.factories import EnvelopeFactory, MilestoneEventFactory
+from tests.feed.factories import signed
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +73,7 @@ def test_signature_survives_reindenting_and_reordering(ingest):
 
 
 def test_unknown_fields_are_kept_and_signed(ingest):
-    envelope = EnvelopeFactory(event=MilestoneFactory(extra={"team": "core"}), trace="t-1")
+    envelope = EnvelopeFactory(event=MilestoneEventFactory(extra={"team": "core"}), trace="t-1")
     assert ingest.send(envelope).json()["status"] == "accepted"
     assert FeedItem.objects.get().event["extra"] == {"team": "core"}
 
@@ -149,13 +150,13 @@ def test_idempotency_key_is_checked_before_the_signature(ingest):
 
 
 def test_signature_is_checked_before_the_event(ingest):
-    envelope = EnvelopeFactory(event=MilestoneFactory(evidence=[]))
+    envelope = EnvelopeFactory(event=MilestoneEventFactory(evidence=[]))
     _rejected(ingest.post(json.dumps(envelope).encode(), {"x-openclaw-signature": "bad",
                                                           "x-openclaw-timestamp": "t"}), 401)
 
 
 def test_invalid_event_is_400_naming_every_failing_field(ingest):
-    event = MilestoneFactory(evidence=[], riskStatus="fine")
+    event = MilestoneEventFactory(evidence=[], riskStatus="fine")
     del event["claim"]
     body = _rejected(ingest.send(EnvelopeFactory(event=event)), 400)
     assert {"event.evidence", "event.riskStatus", "event.claim"} <= set(body["errors"])
@@ -164,7 +165,7 @@ def test_invalid_event_is_400_naming_every_failing_field(ingest):
 
 @pytest.mark.parametrize("text", ["nul \x00 inside", "lone \ud800 surrogate"])
 def test_unstorable_text_is_400_not_500(ingest, text):
-    envelope = EnvelopeFactory(event=MilestoneFactory(claim=text))
+    envelope = EnvelopeFactory(event=MilestoneEventFactory(claim=text))
     body = _rejected(ingest.send(envelope), 400)
     assert "event.claim" in body["errors"]
     assert DeadLetter.objects.get().reason_code == "unstorable_content"
@@ -172,7 +173,7 @@ def test_unstorable_text_is_400_not_500(ingest, text):
 
 @override_settings(MILESTONE_INGEST_MAX_BYTES=1024)
 def test_body_over_the_limit_is_413(ingest):
-    envelope = EnvelopeFactory(event=MilestoneFactory(claim="x" * 2000))
+    envelope = EnvelopeFactory(event=MilestoneEventFactory(claim="x" * 2000))
     _rejected(ingest.send(envelope), 413)
     letter = DeadLetter.objects.get()
     assert letter.http_status == 413 and letter.body_bytes > 1024
@@ -205,7 +206,7 @@ def test_dead_letter_keeps_the_key_when_known(ingest):
 
 
 def test_dead_letter_never_holds_a_secret_or_the_whole_body(ingest):
-    envelope = EnvelopeFactory(event=MilestoneFactory(claim="y" * 20_000, riskStatus="bad"))
+    envelope = EnvelopeFactory(event=MilestoneEventFactory(claim="y" * 20_000, riskStatus="bad"))
     body, headers = signed(envelope, webhook=True)
     ingest.post(body, headers)
     (event,) = store.read_all(types=["feed.ingest_rejected"])

@@ -14,7 +14,8 @@ import pytest
 
 from clawdbot.eventstore import store
 from feed_app.models import FeedItem
-from tests.feed.factories import EnvelopeFactory, signed
+from tests.factories import EnvelopeFactory
+from tests.feed.factories import signed
 from tests.liveserver import asgi_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from clawdbot import contract
 from clawdbot.eventstore import store
 from feed_app.models import DeadLetter, FeedItem
+from tests.factories import EnvelopeFactory
 from tests.feed.conftest import IngestClient
-from tests.feed.factories import EnvelopeFactory, signed
+from tests.feed.factories import signed
 
 pytestmark = pytest.mark.django_db
 

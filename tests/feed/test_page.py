@@ -8,7 +8,8 @@ import os
 import httpx
 import pytest
 
-from tests.feed.factories import EnvelopeFactory, MilestoneFactory, signed
+from tests.factories import EnvelopeFactory, MilestoneEventFactory
+from tests.feed.factories import signed
 from tests.liveserver import asgi_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -47,7 +48,7 @@ def browser():
 
 
 def _deliver(server: str, claim: str) -> dict:
-    envelope = EnvelopeFactory(event=MilestoneFactory(claim=claim, nextAction=claim))
+    envelope = EnvelopeFactory(event=MilestoneEventFactory(claim=claim, nextAction=claim))
     body, headers = signed(envelope)
     response = httpx.post(f"{server}/internal/milestones/ingest", content=body, headers=headers)
     assert response.json()["status"] == "accepted"

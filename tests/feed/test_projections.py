@@ -6,7 +6,7 @@ import pytest
 
 from clawdbot.eventstore import projections
 from feed_app.models import DeadLetter, FeedItem
-from tests.feed.factories import EnvelopeFactory
+from tests.factories import EnvelopeFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""Factories for the orchestrator tests."""
+"""Factories for the orchestrator tests (the event factories are in tests/factories.py)."""
 
 from __future__ import annotations
 
@@ -22,20 +22,3 @@ class TargetFactory(factory.django.DjangoModelFactory):
     webhook_secrets = WEBHOOK_SECRET
     timeout_s = 2.0
     retry_schedule = "0,0"  # three attempts, each due at once
-
-
-class EvidenceFactory(factory.DictFactory):
-    type = "log"
-    path = "workspace/orchestrator_state.json"
-    summary = "lastStartedAt set in orchestrator state"
-
-
-class MilestoneEventFactory(factory.DictFactory):
-    milestoneId = factory.Sequence(lambda n: f"runtime.test.{n}")  # noqa: N815
-    timestampUtc = "2026-02-28T12:34:56.000Z"  # noqa: N815
-    scope = "runtime"
-    claim = "Orchestrator started successfully."
-    evidence = factory.List([factory.SubFactory(EvidenceFactory)])
-    riskStatus = "on-track"  # noqa: N815
-    nextAction = "Monitor task queue for first incoming tasks."  # noqa: N815
-    source = "orchestrator"

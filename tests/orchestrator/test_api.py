@@ -6,7 +6,8 @@ from rest_framework.authtoken.models import Token
 
 from orchestrator_app.models import Delivery, Status
 from orchestrator_app.services.emit import milestone_emit
-from tests.orchestrator.factories import MilestoneEventFactory, TargetFactory
+from tests.factories import MilestoneEventFactory
+from tests.orchestrator.factories import TargetFactory
 
 pytestmark = pytest.mark.django_db
 EMIT = "/api/orchestrator/milestones"

@@ -10,7 +10,8 @@ from orchestrator_app.models import Delivery, EmittedMilestone, Status
 from orchestrator_app.services.delivery import deliveries_run
 from orchestrator_app.services.emit import milestone_emit
 from orchestrator_app.transport import TransportResponse
-from tests.orchestrator.factories import MilestoneEventFactory, TargetFactory
+from tests.factories import MilestoneEventFactory
+from tests.orchestrator.factories import TargetFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,9 @@ from orchestrator_app.services.emit import milestone_emit
 from orchestrator_app.services.replay import milestone_replay
 from orchestrator_app.services.triage import delivery_requeue
 from orchestrator_app.transport import HttpxTransport, KeepAliveTransport
+from tests.factories import MilestoneEventFactory
 from tests.helpers import wait_for
-from tests.orchestrator.factories import MilestoneEventFactory, TargetFactory
+from tests.orchestrator.factories import TargetFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

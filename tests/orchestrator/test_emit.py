@@ -10,7 +10,8 @@ from orchestrator_app import events as ev
 from orchestrator_app.exceptions import MilestoneRejected
 from orchestrator_app.models import Delivery, EmittedMilestone, Status, Target
 from orchestrator_app.services.emit import milestone_emit
-from tests.orchestrator.factories import MilestoneEventFactory, TargetFactory
+from tests.factories import MilestoneEventFactory
+from tests.orchestrator.factories import TargetFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -16,10 +16,10 @@ from orchestrator_app.services.delivery import deliveries_run
 from orchestrator_app.services.emit import milestone_emit
 from orchestrator_app.services.triage import delivery_discard
 from orchestrator_app.transport import TransportResponse
+from tests.factories import MilestoneEventFactory
 from tests.orchestrator.factories import (
     LEGACY_SECRET,
     WEBHOOK_SECRET,
-    MilestoneEventFactory,
     TargetFactory,
 )
 

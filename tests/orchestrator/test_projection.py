@@ -8,7 +8,8 @@ from orchestrator_app.services.delivery import deliveries_run
 from orchestrator_app.services.emit import milestone_emit
 from orchestrator_app.services.triage import delivery_discard, delivery_requeue
 from orchestrator_app.transport import TransportResponse
-from tests.orchestrator.factories import MilestoneEventFactory, TargetFactory
+from tests.factories import MilestoneEventFactory
+from tests.orchestrator.factories import TargetFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,8 @@ from orchestrator_app.services.triage import (
     target_resume,
 )
 from orchestrator_app.transport import TransportResponse
-from tests.orchestrator.factories import MilestoneEventFactory, TargetFactory
+from tests.factories import MilestoneEventFactory
+from tests.orchestrator.factories import TargetFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -16,8 +16,9 @@ from django.utils import timezone
 from orchestrator_app import tasks
 from orchestrator_app.models import Delivery, Status
 from orchestrator_app.services.emit import milestone_emit
+from tests.factories import MilestoneEventFactory
 from tests.helpers import wait_for
-from tests.orchestrator.factories import MilestoneEventFactory, TargetFactory
+from tests.orchestrator.factories import TargetFactory
 
 MANAGE = Path(__file__).resolve().parents[2] / "manage.py"
 
