@@ -22,11 +22,15 @@ env = environ.Env()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or devsecrets.load(VAR_DIR)["django"]
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 HOST = env.str("HOST", default="127.0.0.1")
 PORT = env.int("PORT", default=8000)
+# Listening on every interface still reaches this server through the loopback address.
+_LOCAL_HOST = "127.0.0.1" if HOST in ("0.0.0.0", "::", "") else HOST
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS", default=sorted({"127.0.0.1", "localhost", "[::1]", _LOCAL_HOST})
+)
 
 INSTALLED_APPS = [
     "daphne",
@@ -174,7 +178,7 @@ MILESTONE_WEBHOOK_SECRET = env.str("MILESTONE_WEBHOOK_SECRET", default="") or _d
     "webhook"
 )
 MILESTONE_INGEST_URL = env.str(
-    "MILESTONE_INGEST_URL", default=f"http://{HOST}:{PORT}/internal/milestones/ingest"
+    "MILESTONE_INGEST_URL", default=f"http://{_LOCAL_HOST}:{PORT}/internal/milestones/ingest"
 )
 # Seconds between delivery attempts; attempts = 1 + len(schedule).
 MILESTONE_RETRY_SCHEDULE = env.str(
