@@ -106,8 +106,19 @@ def deliveries_load(*, claims: Sequence[Claim]) -> list[Job]:
 
 
 def job_send(job: Job, transport: Transport) -> Sent:
+    """Send one job; any exception becomes a failed attempt of that job alone.
+
+    Transports should not raise, but one that does (``http.client`` raises ValueError for a
+    URL with a port over 65535 or a non-ASCII path) must not lose the whole batch: nothing
+    of it would be recorded, and every delivery in it would be sent again at each lease
+    expiry, forever, without ever reaching dead-letter.
+    """
     attempted_at = timezone.now()
-    response = delivery_send(milestone=job.milestone, target=job.target, transport=transport)
+    try:
+        response = delivery_send(milestone=job.milestone, target=job.target,
+                                 transport=transport)
+    except Exception as exc:
+        response = TransportResponse(None, error=f"{exc.__class__.__name__}: {exc}")
     return Sent(job.claim, response, attempted_at)
 
 

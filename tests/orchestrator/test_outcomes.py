@@ -160,3 +160,21 @@ def test_leased_delivery_is_not_claimed_twice(transport):
     _emit()
     assert len(deliveries_claim(owner="w1", limit=10)) == 1
     assert deliveries_claim(owner="w2", limit=10) == []
+
+
+def test_target_url_the_transport_cannot_use_is_a_failed_attempt_not_a_lost_batch(transport):
+    from orchestrator_app.transport import KeepAliveTransport
+
+    TargetFactory(name="good")
+    TargetFactory(name="bad-port", url="http://127.0.0.1:99999/internal/milestones/ingest")
+    milestone_emit(event=MilestoneEventFactory())
+
+    class Routed:  # the fake for "good", the real transport for the unusable URL
+        def post(self, url, **kwargs):
+            real = KeepAliveTransport() if ":99999" in url else transport
+            return real.post(url, **kwargs)
+
+    outcome = {d.target: d for d in deliveries_run(transport=Routed())}
+    assert outcome["good"].status == Status.DELIVERED
+    assert outcome["bad-port"].status == Status.RETRYING
+    assert "out of range" in outcome["bad-port"].last_error
