@@ -215,8 +215,14 @@ def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict
         return ev.event(ev.DELIVERY_REJECTED, deliveryId=str(d), reason=_error(response)), \
             Status.REJECTED.value
     now = timezone.now()
-    schedule = retry.parse_schedule(target.schedule_text() if target else
-                                    settings.MILESTONE_RETRY_SCHEDULE)
+    try:
+        schedule = retry.parse_schedule(target.schedule_text() if target else
+                                        settings.MILESTONE_RETRY_SCHEDULE)
+    except ValueError as exc:
+        # Raising here would leave the whole batch unrecorded and resent at every lease
+        # expiry; a dead letter naming the bad setting is visible and can be requeued.
+        return ev.event(ev.DELIVERY_DEAD_LETTERED, deliveryId=str(d),
+                        reason=f"{exc}: {_error(response)}"), Status.DEAD_LETTER.value
     retry_after = retry.parse_retry_after(
         {k.lower(): v for k, v in response.headers.items()}.get("retry-after"), now=now)
     due = retry.next_attempt_at(schedule=schedule, attempts_made=delivery.cycle_attempts + 1,

@@ -178,3 +178,14 @@ def test_target_url_the_transport_cannot_use_is_a_failed_attempt_not_a_lost_batc
     assert outcome["good"].status == Status.DELIVERED
     assert outcome["bad-port"].status == Status.RETRYING
     assert "out of range" in outcome["bad-port"].last_error
+
+
+@pytest.mark.parametrize("schedule", ["abc", "nan", "inf"])
+def test_unusable_retry_schedule_dead_letters_naming_it_instead_of_failing_the_batch(
+        transport, schedule):
+    _emit(retry_schedule=schedule)
+    delivery = _run(transport, TransportResponse(503))
+    assert delivery.status == Status.DEAD_LETTER
+    last = store.read_stream(ev.milestone_stream(delivery.idempotency_key))[-1]
+    assert last.type == ev.DELIVERY_DEAD_LETTERED
+    assert f"invalid retry schedule {schedule!r}" in last.data["reason"]
