@@ -56,6 +56,8 @@ def milestone_validate(*, event: Any) -> dict[str, Any]:
 
 
 def _context(context: Mapping[str, Any] | None) -> dict[str, str]:
+    if context is not None and not isinstance(context, Mapping):  # e.g. from a JSON file
+        raise MilestoneRejected("invalid context", errors={"context": ["must be an object"]})
     errors = {f"context.{k}": ["must be a string"] for k, v in (context or {}).items()
               if k in CONTEXT_KEYS and v is not None and not isinstance(v, str)}
     if errors:
