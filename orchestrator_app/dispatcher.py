@@ -141,7 +141,7 @@ def dispatch_forever(*, stop: threading.Event, transport: Transport | None = Non
     while not stop.is_set():
         try:
             sent = deliveries_send(transport=transport, owner=owner, limit=BATCH,
-                                   map_fn=pool.map)
+                                   map_fn=pool.map, parallel=PARALLEL)
             if sent:
                 recorder.batches.put(sent)
                 continue  # more may be due already

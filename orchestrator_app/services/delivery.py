@@ -30,13 +30,13 @@ from orchestrator_app.transport import Transport, TransportResponse
 
 EXCERPT_BYTES = 2048
 
+# A claimed batch is sent ``parallel`` at a time in ``k`` order, so the k-th row may wait
+# for k // parallel rounds of the batch's slowest timeout before its own request starts: its
+# lease covers those rounds, or it would expire (and the row be sent again by another
+# worker) while this one is still working through the batch.
 _CLAIM = """
-UPDATE orchestrator_delivery d
-SET lease_owner = %(owner)s,
-    lease_expires_at = clock_timestamp() + make_interval(secs => %(margin)s + t.timeout_s)
-FROM orchestrator_target t
-WHERE t.name = d.target AND d.id IN (
-    SELECT c.id FROM orchestrator_delivery c
+WITH picked AS (
+    SELECT c.id, c.next_attempt_at, ct.timeout_s FROM orchestrator_delivery c
     JOIN orchestrator_target ct ON ct.name = c.target AND ct.paused_at IS NULL
     WHERE c.status IN ('pending', 'retrying')
       AND c.next_attempt_at <= clock_timestamp() - make_interval(secs => %(overdue)s)
@@ -45,8 +45,18 @@ WHERE t.name = d.target AND d.id IN (
     ORDER BY c.next_attempt_at
     LIMIT %(limit)s
     FOR UPDATE OF c SKIP LOCKED
+), ranked AS (
+    SELECT id, row_number() OVER (ORDER BY next_attempt_at, id) - 1 AS k,
+           max(timeout_s) OVER () AS slowest
+    FROM picked
 )
-RETURNING d.id
+UPDATE orchestrator_delivery d
+SET lease_owner = %(owner)s,
+    lease_expires_at = clock_timestamp() + make_interval(
+        secs => %(margin)s + r.slowest * (r.k / %(parallel)s + 1))
+FROM ranked r
+WHERE d.id = r.id
+RETURNING d.id, r.k
 """
 
 
@@ -62,9 +72,11 @@ def worker_name() -> str:
 
 
 def deliveries_claim(
-    *, owner: str, limit: int, ids: Sequence[str] | None = None, overdue_s: float = 0.0
+    *, owner: str, limit: int, ids: Sequence[str] | None = None, overdue_s: float = 0.0,
+    parallel: int = 1,
 ) -> list[Claim]:
-    """Lease up to ``limit`` due deliveries (of ``ids``, if given) to ``owner``.
+    """Lease up to ``limit`` due deliveries (of ``ids``, if given) to ``owner``, in the
+    order to send them, ``parallel`` at a time.
 
     Meant for autocommit (the lease must be visible at once); the clock is the database's
     wall clock, not the transaction's start. ``overdue_s`` picks only deliveries due at
@@ -72,12 +84,12 @@ def deliveries_claim(
     """
     params: dict[str, str | float | list[str] | None] = {
         "owner": owner, "margin": float(settings.MILESTONE_LEASE_MARGIN_S),
-        "overdue": float(overdue_s), "limit": limit,
+        "overdue": float(overdue_s), "limit": limit, "parallel": max(1, parallel),
         "ids": [str(i) for i in ids] if ids is not None else None,
     }
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM, params)
-        return [Claim(str(row[0]), owner) for row in cursor.fetchall()]
+        return [Claim(str(row[0]), owner) for row in sorted(cursor.fetchall(), key=lambda r: r[1])]
 
 
 @dataclass(frozen=True)
@@ -237,11 +249,12 @@ def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict
 
 def deliveries_send(
     *, transport: Transport, owner: str, limit: int = 100, ids: Sequence[str] | None = None,
-    overdue_s: float = 0.0, map_fn: Callable[..., Iterable[Sent]] = map,
+    overdue_s: float = 0.0, map_fn: Callable[..., Iterable[Sent]] = map, parallel: int = 1,
 ) -> list[Sent]:
-    """Claim what is due now and send it (through ``map_fn``: a thread pool's map in the
-    dispatcher, plain ``map`` elsewhere); the caller records what was sent."""
-    claims = deliveries_claim(owner=owner, limit=limit, ids=ids, overdue_s=overdue_s)
+    """Claim what is due now and send it (through ``map_fn``: a pool of ``parallel``
+    threads' map in the dispatcher, plain ``map`` elsewhere); the caller records it."""
+    claims = deliveries_claim(owner=owner, limit=limit, ids=ids, overdue_s=overdue_s,
+                              parallel=parallel)
     if not claims:
         return []
     jobs = deliveries_load(claims=claims)

@@ -189,3 +189,18 @@ def test_unusable_retry_schedule_dead_letters_naming_it_instead_of_failing_the_b
     last = store.read_stream(ev.milestone_stream(delivery.idempotency_key))[-1]
     assert last.type == ev.DELIVERY_DEAD_LETTERED
     assert f"invalid retry schedule {schedule!r}" in last.data["reason"]
+
+
+def test_lease_covers_the_attempts_queued_ahead_in_the_same_claim(settings):
+    from orchestrator_app.services.delivery import deliveries_claim
+
+    settings.MILESTONE_LEASE_MARGIN_S = 1.0
+    TargetFactory(name="t", timeout_s=10.0)
+    for _ in range(3):
+        milestone_emit(event=MilestoneEventFactory())
+    before = timezone.now()
+    claims = deliveries_claim(owner="w", limit=10, parallel=2)
+    leases = [Delivery.objects.get(pk=c.delivery_id).lease_expires_at for c in claims]
+    # Two are sent at once, the third after one of them: up to two timeouts from now.
+    waits = [round((lease - before).total_seconds()) for lease in leases]
+    assert waits == [11, 11, 21]
