@@ -125,3 +125,12 @@ def test_admin_refuses_a_target_with_an_unreadable_schedule_or_no_timeout(admin_
     assert set(errors) == {"timeout_s", "retry_schedule"}
     assert "invalid retry schedule" in errors["retry_schedule"][0]
     assert not Target.objects.exists()
+
+
+def test_admin_cannot_rename_or_delete_a_target_its_deliveries_name(admin_client, dead):
+    target = Target.objects.get(name="t")
+    change = admin_client.get(f"/admin/orchestrator_app/target/{target.pk}/change/")
+    assert "name" in change.context["adminform"].readonly_fields
+    delete = admin_client.get(f"/admin/orchestrator_app/target/{target.pk}/delete/")
+    assert delete.status_code == 403
+    assert admin_client.get("/admin/orchestrator_app/target/add/").status_code == 200
