@@ -148,3 +148,15 @@ def test_emit_milestone_with_a_context_that_is_not_an_object_names_it(context):
     with pytest.raises(CommandError, match="context: must be an object"):
         _call("emit_milestone", "-", stdin=json.dumps(data))
     assert not EmittedMilestone.objects.exists()
+
+
+def test_deliver_pending_refuses_a_negative_limit():
+    with pytest.raises(CommandError, match="--limit"):
+        _call("deliver_pending", "--limit", "-1")
+
+
+def test_backfill_of_a_file_that_is_not_utf8_names_the_problem(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"event": "\xff"}\n')
+    with pytest.raises(CommandError, match="utf-8"):
+        _call("backfill_milestones", str(path))
