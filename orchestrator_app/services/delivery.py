@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -192,7 +193,9 @@ def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
         Delivery.objects.filter(pk__in=ids, lease_owner=owner).update(
             lease_owner="", lease_expires_at=None)
     for target in gone.values():
-        target_pause_inner(target=target, actor="", reason=f"410 Gone from {target.resolved_url()}")
+        # The host only: a URL may carry credentials, and events are kept forever.
+        host = urlsplit(target.resolved_url()).hostname or "?"
+        target_pause_inner(target=target, actor="", reason=f"410 Gone from {host}")
     fresh = {str(k): d for k, d in Delivery.objects.in_bulk(ids).items()}
     return [fresh[s.claim.delivery_id] for s in sent]
 

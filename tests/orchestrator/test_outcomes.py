@@ -204,3 +204,12 @@ def test_lease_covers_the_attempts_queued_ahead_in_the_same_claim(settings):
     # Two are sent at once, the third after one of them: up to two timeouts from now.
     waits = [round((lease - before).total_seconds()) for lease in leases]
     assert waits == [11, 11, 21]
+
+
+def test_410_pause_reason_does_not_copy_credentials_from_the_target_url(transport):
+    _emit(url="https://ops:hunter2@receiver.example/ingest?token=s3cret")
+    _run(transport, TransportResponse(410))
+    paused, = store.read_stream(ev.target_stream("t"))
+    recorded = f"{paused.data} {Target.objects.get(name='t').paused_reason}"
+    assert "hunter2" not in recorded and "s3cret" not in recorded
+    assert "410" in paused.data["reason"]
