@@ -115,8 +115,16 @@ class DeliveryAdmin(admin.ModelAdmin):
 @admin.register(Target)
 class TargetAdmin(admin.ModelAdmin):
     list_display = ("name", "resolved", "is_active", "paused_at", "paused_reason", "timeout_s")
-    readonly_fields = ("paused_at", "paused_reason")
     actions = ["pause", "resume"]
+
+    # Deliveries refer to their target by name and are claimed only while it exists: a
+    # renamed or deleted target would leave its open deliveries pending forever. Clear
+    # "is active" to stop new deliveries, or pause it to hold the open ones.
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        return ["paused_at", "paused_reason", *(["name"] if obj is not None else [])]
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
     @admin.display(description="URL")
     def resolved(self, obj: Target) -> str:

@@ -47,12 +47,25 @@ def _listen() -> psycopg.Connection:
     return conn
 
 
-def _reconnect(old: psycopg.Connection) -> psycopg.Connection:
-    old.close()
+def _wait_for_wake(listener: psycopg.Connection | None,
+                   stop: threading.Event) -> psycopg.Connection | None:
+    """Wait up to ``POLL_S`` for a NOTIFY, (re)connecting the listener first if needed.
+
+    Never raises: the dispatcher thread must outlive a database that is not up yet when
+    the worker spawns, or goes away later; until it is back, this just paces the polls.
+    """
     try:
-        return _listen()
+        if listener is None or listener.closed:
+            listener = _listen()
+        for _ in listener.notifies(timeout=POLL_S, stop_after=1):
+            pass
+        return listener
     except psycopg.Error:
-        return old  # closed: the next notifies() fails again and we retry
+        log.warning("dispatcher has no LISTEN connection; polling until the database is back")
+        if listener is not None:
+            listener.close()
+        stop.wait(POLL_S)
+        return None
 
 
 class _Pool:
@@ -101,28 +114,34 @@ class _Recorder:
     """
 
     def __init__(self) -> None:
-        self.batches: queue.Queue[list[Sent]] = queue.Queue(maxsize=1)
-        threading.Thread(target=self._loop, name="outbox-recorder", daemon=True).start()
+        self.batches: queue.Queue[list[Sent] | None] = queue.Queue(maxsize=1)
+        self.thread = threading.Thread(target=self._loop, name="outbox-recorder", daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        """Record what is queued, then stop and close the thread's database connection."""
+        self.batches.put(None)
+        self.thread.join()
 
     def _loop(self) -> None:
-        while True:
-            sent = self.batches.get()
+        while (sent := self.batches.get()) is not None:  # None: the dispatcher stopped
             try:
                 deliveries_record(sent=sent)
             except Exception:  # leases expire and the deliveries are attempted again
                 log.exception("recording a batch failed")
                 connection.close()
+        connection.close()
 
 
 def dispatch_forever(*, stop: threading.Event, transport: Transport | None = None) -> None:
     transport = transport or default_transport()
     pool, recorder = _Pool(PARALLEL), _Recorder()
     owner = worker_name()
-    listener = _listen()
+    listener: psycopg.Connection | None = None
     while not stop.is_set():
         try:
             sent = deliveries_send(transport=transport, owner=owner, limit=BATCH,
-                                   map_fn=pool.map)
+                                   map_fn=pool.map, parallel=PARALLEL)
             if sent:
                 recorder.batches.put(sent)
                 continue  # more may be due already
@@ -130,13 +149,11 @@ def dispatch_forever(*, stop: threading.Event, transport: Transport | None = Non
             log.exception("sending a batch failed")
             close_old_connections()
             connection.close()
-        try:
-            for _ in listener.notifies(timeout=POLL_S, stop_after=1):
-                pass
-        except psycopg.Error:  # the database went away: poll until it is back
-            log.warning("dispatcher lost its LISTEN connection; reconnecting")
-            stop.wait(POLL_S)
-            listener = _reconnect(listener)
+        listener = _wait_for_wake(listener, stop)
+    recorder.close()
+    if listener is not None:
+        listener.close()
+    connection.close()
 
 
 def start_in_background() -> threading.Thread:

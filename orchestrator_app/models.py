@@ -12,9 +12,11 @@ after a rebuild, so it is written directly and never replayed.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from clawdbot.contract import parse_secret_list
+from orchestrator_app.retry import parse_schedule
 
 
 class Status(models.TextChoices):
@@ -81,6 +83,18 @@ class Target(models.Model):
 
     def schedule_text(self) -> str:
         return self.retry_schedule or settings.MILESTONE_RETRY_SCHEDULE
+
+    def clean(self) -> None:
+        """Refuse, in the admin's form, values the worker could only fail on later."""
+        errors = {}
+        if not self.timeout_s > 0:  # also refuses nan
+            errors["timeout_s"] = "Must be a positive number of seconds."
+        try:
+            parse_schedule(self.retry_schedule)
+        except ValueError as exc:
+            errors["retry_schedule"] = str(exc)
+        if errors:
+            raise ValidationError(errors)
 
 
 class EmittedMilestone(models.Model):

@@ -7,6 +7,7 @@ plain unit test.
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -35,10 +36,14 @@ class Verdict(Enum):
 
 
 def parse_schedule(text: str) -> tuple[float, ...]:
-    """``"5,300,1800"`` → ``(5.0, 300.0, 1800.0)``; ValueError on a bad or negative step."""
-    steps = tuple(float(part) for part in text.split(",") if part.strip())
-    if any(step < 0 for step in steps):
-        raise ValueError(f"negative delay in retry schedule {text!r}")
+    """``"5,300,1800"`` → ``(5.0, 300.0, 1800.0)``; ValueError on a step that is not a
+    finite, non-negative number of seconds (``nan`` and ``inf`` parse as floats)."""
+    try:
+        steps = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"invalid retry schedule {text!r}: not a list of seconds") from None
+    if not all(math.isfinite(step) and step >= 0 for step in steps):
+        raise ValueError(f"invalid retry schedule {text!r}: negative or non-finite delay")
     return steps
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -30,13 +31,13 @@ from orchestrator_app.transport import Transport, TransportResponse
 
 EXCERPT_BYTES = 2048
 
+# A claimed batch is sent ``parallel`` at a time in ``k`` order, so the k-th row may wait
+# for k // parallel rounds of the batch's slowest timeout before its own request starts: its
+# lease covers those rounds, or it would expire (and the row be sent again by another
+# worker) while this one is still working through the batch.
 _CLAIM = """
-UPDATE orchestrator_delivery d
-SET lease_owner = %(owner)s,
-    lease_expires_at = clock_timestamp() + make_interval(secs => %(margin)s + t.timeout_s)
-FROM orchestrator_target t
-WHERE t.name = d.target AND d.id IN (
-    SELECT c.id FROM orchestrator_delivery c
+WITH picked AS (
+    SELECT c.id, c.next_attempt_at, ct.timeout_s FROM orchestrator_delivery c
     JOIN orchestrator_target ct ON ct.name = c.target AND ct.paused_at IS NULL
     WHERE c.status IN ('pending', 'retrying')
       AND c.next_attempt_at <= clock_timestamp() - make_interval(secs => %(overdue)s)
@@ -45,8 +46,18 @@ WHERE t.name = d.target AND d.id IN (
     ORDER BY c.next_attempt_at
     LIMIT %(limit)s
     FOR UPDATE OF c SKIP LOCKED
+), ranked AS (
+    SELECT id, row_number() OVER (ORDER BY next_attempt_at, id) - 1 AS k,
+           max(timeout_s) OVER () AS slowest
+    FROM picked
 )
-RETURNING d.id
+UPDATE orchestrator_delivery d
+SET lease_owner = %(owner)s,
+    lease_expires_at = clock_timestamp() + make_interval(
+        secs => %(margin)s + r.slowest * (r.k / %(parallel)s + 1))
+FROM ranked r
+WHERE d.id = r.id
+RETURNING d.id, r.k
 """
 
 
@@ -62,9 +73,11 @@ def worker_name() -> str:
 
 
 def deliveries_claim(
-    *, owner: str, limit: int, ids: Sequence[str] | None = None, overdue_s: float = 0.0
+    *, owner: str, limit: int, ids: Sequence[str] | None = None, overdue_s: float = 0.0,
+    parallel: int = 1,
 ) -> list[Claim]:
-    """Lease up to ``limit`` due deliveries (of ``ids``, if given) to ``owner``.
+    """Lease up to ``limit`` due deliveries (of ``ids``, if given) to ``owner``, in the
+    order to send them, ``parallel`` at a time.
 
     Meant for autocommit (the lease must be visible at once); the clock is the database's
     wall clock, not the transaction's start. ``overdue_s`` picks only deliveries due at
@@ -72,12 +85,12 @@ def deliveries_claim(
     """
     params: dict[str, str | float | list[str] | None] = {
         "owner": owner, "margin": float(settings.MILESTONE_LEASE_MARGIN_S),
-        "overdue": float(overdue_s), "limit": limit,
+        "overdue": float(overdue_s), "limit": limit, "parallel": max(1, parallel),
         "ids": [str(i) for i in ids] if ids is not None else None,
     }
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM, params)
-        return [Claim(str(row[0]), owner) for row in cursor.fetchall()]
+        return [Claim(str(row[0]), owner) for row in sorted(cursor.fetchall(), key=lambda r: r[1])]
 
 
 @dataclass(frozen=True)
@@ -106,8 +119,19 @@ def deliveries_load(*, claims: Sequence[Claim]) -> list[Job]:
 
 
 def job_send(job: Job, transport: Transport) -> Sent:
+    """Send one job; any exception becomes a failed attempt of that job alone.
+
+    Transports should not raise, but one that does (``http.client`` raises ValueError for a
+    URL with a port over 65535 or a non-ASCII path) must not lose the whole batch: nothing
+    of it would be recorded, and every delivery in it would be sent again at each lease
+    expiry, forever, without ever reaching dead-letter.
+    """
     attempted_at = timezone.now()
-    response = delivery_send(milestone=job.milestone, target=job.target, transport=transport)
+    try:
+        response = delivery_send(milestone=job.milestone, target=job.target,
+                                 transport=transport)
+    except Exception as exc:
+        response = TransportResponse(None, error=f"{exc.__class__.__name__}: {exc}")
     return Sent(job.claim, response, attempted_at)
 
 
@@ -169,7 +193,9 @@ def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
         Delivery.objects.filter(pk__in=ids, lease_owner=owner).update(
             lease_owner="", lease_expires_at=None)
     for target in gone.values():
-        target_pause_inner(target=target, actor="", reason=f"410 Gone from {target.resolved_url()}")
+        # The host only: a URL may carry credentials, and events are kept forever.
+        host = urlsplit(target.resolved_url()).hostname or "?"
+        target_pause_inner(target=target, actor="", reason=f"410 Gone from {host}")
     fresh = {str(k): d for k, d in Delivery.objects.in_bulk(ids).items()}
     return [fresh[s.claim.delivery_id] for s in sent]
 
@@ -204,8 +230,14 @@ def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict
         return ev.event(ev.DELIVERY_REJECTED, deliveryId=str(d), reason=_error(response)), \
             Status.REJECTED.value
     now = timezone.now()
-    schedule = retry.parse_schedule(target.schedule_text() if target else
-                                    settings.MILESTONE_RETRY_SCHEDULE)
+    try:
+        schedule = retry.parse_schedule(target.schedule_text() if target else
+                                        settings.MILESTONE_RETRY_SCHEDULE)
+    except ValueError as exc:
+        # Raising here would leave the whole batch unrecorded and resent at every lease
+        # expiry; a dead letter naming the bad setting is visible and can be requeued.
+        return ev.event(ev.DELIVERY_DEAD_LETTERED, deliveryId=str(d),
+                        reason=f"{exc}: {_error(response)}"), Status.DEAD_LETTER.value
     retry_after = retry.parse_retry_after(
         {k.lower(): v for k, v in response.headers.items()}.get("retry-after"), now=now)
     due = retry.next_attempt_at(schedule=schedule, attempts_made=delivery.cycle_attempts + 1,
@@ -220,11 +252,12 @@ def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict
 
 def deliveries_send(
     *, transport: Transport, owner: str, limit: int = 100, ids: Sequence[str] | None = None,
-    overdue_s: float = 0.0, map_fn: Callable[..., Iterable[Sent]] = map,
+    overdue_s: float = 0.0, map_fn: Callable[..., Iterable[Sent]] = map, parallel: int = 1,
 ) -> list[Sent]:
-    """Claim what is due now and send it (through ``map_fn``: a thread pool's map in the
-    dispatcher, plain ``map`` elsewhere); the caller records what was sent."""
-    claims = deliveries_claim(owner=owner, limit=limit, ids=ids, overdue_s=overdue_s)
+    """Claim what is due now and send it (through ``map_fn``: a pool of ``parallel``
+    threads' map in the dispatcher, plain ``map`` elsewhere); the caller records it."""
+    claims = deliveries_claim(owner=owner, limit=limit, ids=ids, overdue_s=overdue_s,
+                              parallel=parallel)
     if not claims:
         return []
     jobs = deliveries_load(claims=claims)

@@ -14,7 +14,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from clawdbot.contract import MilestoneInvalid, js_iso_timestamp, validate_milestone
+from clawdbot.contract import (
+    JsonInvalid,
+    MilestoneInvalid,
+    canonical_json,
+    js_iso_timestamp,
+    validate_milestone,
+)
 from clawdbot.eventstore import store
 from clawdbot.eventstore.store import Expect
 from orchestrator_app import events as ev
@@ -52,10 +58,29 @@ def milestone_validate(*, event: Any) -> dict[str, Any]:
         milestone = validate_milestone(event)
     except MilestoneInvalid as exc:
         raise MilestoneRejected("invalid milestone", errors=exc.errors) from None
-    return {**milestone.raw, "timestampUtc": js_iso_timestamp(milestone.timestamp)}
+    clean = {**milestone.raw, "timestampUtc": js_iso_timestamp(milestone.timestamp)}
+    _check_signable(clean)
+    return clean
+
+
+def _check_signable(event: dict[str, Any]) -> None:
+    """Refuse what the canonical form (so the legacy signature, and the receiver's parser)
+    refuses, e.g. nesting past its depth limit: accepted, it could only dead-letter."""
+    try:
+        canonical_json({"event": event})
+    except JsonInvalid:
+        errors = {}
+        for key, value in event.items():
+            try:
+                canonical_json({"event": {key: value}})
+            except JsonInvalid as exc:
+                errors[key] = [f"Cannot be signed: {exc}."]
+        raise MilestoneRejected("invalid milestone", errors=errors) from None
 
 
 def _context(context: Mapping[str, Any] | None) -> dict[str, str]:
+    if context is not None and not isinstance(context, Mapping):  # e.g. from a JSON file
+        raise MilestoneRejected("invalid context", errors={"context": ["must be an object"]})
     errors = {f"context.{k}": ["must be a string"] for k, v in (context or {}).items()
               if k in CONTEXT_KEYS and v is not None and not isinstance(v, str)}
     if errors:

@@ -140,3 +140,23 @@ def test_seed_waits_for_the_server_then_emits(live_server, settings):
     TargetFactory(name="t")
     assert "6 sample milestone(s) emitted" in _call("seed_milestones", "--wait-for-server",
                                                     "--timeout", "10")
+
+
+@pytest.mark.parametrize("context", ["run-7", ["run-7"]])
+def test_emit_milestone_with_a_context_that_is_not_an_object_names_it(context):
+    data = {"event": MilestoneEventFactory(), "context": context}
+    with pytest.raises(CommandError, match="context: must be an object"):
+        _call("emit_milestone", "-", stdin=json.dumps(data))
+    assert not EmittedMilestone.objects.exists()
+
+
+def test_deliver_pending_refuses_a_negative_limit():
+    with pytest.raises(CommandError, match="--limit"):
+        _call("deliver_pending", "--limit", "-1")
+
+
+def test_backfill_of_a_file_that_is_not_utf8_names_the_problem(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"event": "\xff"}\n')
+    with pytest.raises(CommandError, match="utf-8"):
+        _call("backfill_milestones", str(path))

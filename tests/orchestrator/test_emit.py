@@ -87,3 +87,15 @@ def test_default_target_comes_from_the_settings(settings):
     default = Target.objects.get(name="default")
     assert default.resolved_url() == settings.MILESTONE_INGEST_URL
     assert default.legacy_secret_list()[0] == settings.MILESTONE_SIGNING_SECRET.split(",")[0]
+
+
+def test_event_too_deep_to_sign_is_refused_at_emit_naming_the_field():
+    # It would be accepted here, then fail to sign on every attempt until dead-letter.
+    TargetFactory()
+    deep: object = []
+    for _ in range(300):
+        deep = [deep]
+    with pytest.raises(MilestoneRejected) as caught:
+        milestone_emit(event=MilestoneEventFactory(extra=deep))
+    assert list(caught.value.errors) == ["extra"]
+    assert not EmittedMilestone.objects.exists()

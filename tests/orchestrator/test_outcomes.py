@@ -160,3 +160,56 @@ def test_leased_delivery_is_not_claimed_twice(transport):
     _emit()
     assert len(deliveries_claim(owner="w1", limit=10)) == 1
     assert deliveries_claim(owner="w2", limit=10) == []
+
+
+def test_target_url_the_transport_cannot_use_is_a_failed_attempt_not_a_lost_batch(transport):
+    from orchestrator_app.transport import KeepAliveTransport
+
+    TargetFactory(name="good")
+    TargetFactory(name="bad-port", url="http://127.0.0.1:99999/internal/milestones/ingest")
+    milestone_emit(event=MilestoneEventFactory())
+
+    class Routed:  # the fake for "good", the real transport for the unusable URL
+        def post(self, url, **kwargs):
+            real = KeepAliveTransport() if ":99999" in url else transport
+            return real.post(url, **kwargs)
+
+    outcome = {d.target: d for d in deliveries_run(transport=Routed())}
+    assert outcome["good"].status == Status.DELIVERED
+    assert outcome["bad-port"].status == Status.RETRYING
+    assert "out of range" in outcome["bad-port"].last_error
+
+
+@pytest.mark.parametrize("schedule", ["abc", "nan", "inf"])
+def test_unusable_retry_schedule_dead_letters_naming_it_instead_of_failing_the_batch(
+        transport, schedule):
+    _emit(retry_schedule=schedule)
+    delivery = _run(transport, TransportResponse(503))
+    assert delivery.status == Status.DEAD_LETTER
+    last = store.read_stream(ev.milestone_stream(delivery.idempotency_key))[-1]
+    assert last.type == ev.DELIVERY_DEAD_LETTERED
+    assert f"invalid retry schedule {schedule!r}" in last.data["reason"]
+
+
+def test_lease_covers_the_attempts_queued_ahead_in_the_same_claim(settings):
+    from orchestrator_app.services.delivery import deliveries_claim
+
+    settings.MILESTONE_LEASE_MARGIN_S = 1.0
+    TargetFactory(name="t", timeout_s=10.0)
+    for _ in range(3):
+        milestone_emit(event=MilestoneEventFactory())
+    before = timezone.now()
+    claims = deliveries_claim(owner="w", limit=10, parallel=2)
+    leases = [Delivery.objects.get(pk=c.delivery_id).lease_expires_at for c in claims]
+    # Two are sent at once, the third after one of them: up to two timeouts from now.
+    waits = [round((lease - before).total_seconds()) for lease in leases]
+    assert waits == [11, 11, 21]
+
+
+def test_410_pause_reason_does_not_copy_credentials_from_the_target_url(transport):
+    _emit(url="https://ops:hunter2@receiver.example/ingest?token=s3cret")
+    _run(transport, TransportResponse(410))
+    paused, = store.read_stream(ev.target_stream("t"))
+    recorded = f"{paused.data} {Target.objects.get(name='t').paused_reason}"
+    assert "hunter2" not in recorded and "s3cret" not in recorded
+    assert "410" in paused.data["reason"]

@@ -29,9 +29,10 @@ def test_schedule_parses_from_the_setting_format():
     assert retry.max_attempts(retry.parse_schedule("5,300")) == 3
 
 
-def test_schedule_refuses_a_negative_delay():
+@pytest.mark.parametrize("text", ["5,-1", "5,nan", "inf", "5,x"])
+def test_schedule_refuses_a_negative_non_finite_or_non_numeric_delay(text):
     with pytest.raises(ValueError):
-        retry.parse_schedule("5,-1")
+        retry.parse_schedule(text)
 
 
 @pytest.mark.parametrize("factor", [0.8, 1.0, 1.2])

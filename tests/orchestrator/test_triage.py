@@ -114,3 +114,23 @@ def test_admin_shows_targets_and_emitted_milestones(admin_client, dead):
     page = admin_client.get(f"/admin/orchestrator_app/emittedmilestone/{dead.idempotency_key}/"
                             "change/")
     assert page.status_code == 200 and dead.milestone_id in page.content.decode()
+
+
+def test_admin_refuses_a_target_with_an_unreadable_schedule_or_no_timeout(admin_client):
+    page = admin_client.post("/admin/orchestrator_app/target/add/", {
+        "name": "t", "url": "http://127.0.0.1:9/ingest", "sign_legacy": "on",
+        "is_active": "on", "timeout_s": "0", "retry_schedule": "5,nan"})
+    assert page.status_code == 200  # the form again, with errors
+    errors = page.context["adminform"].form.errors
+    assert set(errors) == {"timeout_s", "retry_schedule"}
+    assert "invalid retry schedule" in errors["retry_schedule"][0]
+    assert not Target.objects.exists()
+
+
+def test_admin_cannot_rename_or_delete_a_target_its_deliveries_name(admin_client, dead):
+    target = Target.objects.get(name="t")
+    change = admin_client.get(f"/admin/orchestrator_app/target/{target.pk}/change/")
+    assert "name" in change.context["adminform"].readonly_fields
+    delete = admin_client.get(f"/admin/orchestrator_app/target/{target.pk}/delete/")
+    assert delete.status_code == 403
+    assert admin_client.get("/admin/orchestrator_app/target/add/").status_code == 200

@@ -106,3 +106,37 @@ def test_sweep_schedule_exists_after_migrate_and_is_ensured_once():
     tasks.sweep_schedule_ensure()
     schedule, = Schedule.objects.filter(name=tasks.SWEEP_SCHEDULE_NAME)
     assert (schedule.func, schedule.minutes) == (tasks.SWEEP_FUNC, 1)
+
+
+def _overdue_pair() -> list[str]:
+    TargetFactory(name="r")
+    keys = [milestone_emit(event=MilestoneEventFactory()).idempotency_key for _ in range(2)]
+    overdue = timezone.now() - timedelta(seconds=tasks.SWEEP_MARGIN_S + 5)
+    Delivery.objects.filter(idempotency_key__in=keys).update(next_attempt_at=overdue)
+    return keys
+
+
+@pytest.mark.django_db
+def test_sweep_records_each_attempt_before_it_starts_the_next(transport):
+    # django-q kills a task at its timeout: what was sent but not yet recorded would be
+    # sent again by every later sweep, and never reach dead-letter.
+    from orchestrator_app.models import DeliveryAttempt
+
+    _overdue_pair()
+    recorded_before_each_send = []
+
+    class Counting:
+        def post(self, url, **kwargs):
+            recorded_before_each_send.append(DeliveryAttempt.objects.count())
+            return transport.post(url, **kwargs)
+
+    assert tasks.sweep(transport=Counting()) == 2
+    assert recorded_before_each_send == [0, 1]
+
+
+@pytest.mark.django_db
+def test_sweep_starts_no_attempt_once_its_time_budget_is_spent(transport):
+    first, second = _overdue_pair()
+    assert tasks.sweep(transport=transport, budget_s=0) == 1
+    statuses = sorted(_delivery(k).status for k in (first, second))
+    assert statuses == [Status.DELIVERED, Status.PENDING]

@@ -23,8 +23,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             lines = Path(options["file"]).read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise CommandError(str(exc)) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"cannot read {options['file']}: {exc}") from None
         emitted = skipped = invalid = 0
         numbered = [(n, text) for n, text in enumerate(lines, 1) if text.strip()]
         for i, (n, text) in enumerate(numbered, 1):

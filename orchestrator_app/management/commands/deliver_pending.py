@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orchestrator_app.services.delivery import deliveries_run
 from orchestrator_app.transport import default_transport
@@ -20,6 +20,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         outcomes: Counter[str] = Counter()
         limit = options["limit"]
+        if limit < 0:
+            raise CommandError(f"--limit must be 0 (no limit) or more, not {limit}")
         while not limit or sum(outcomes.values()) < limit:
             batch = deliveries_run(transport=default_transport(), limit=min(100, limit or 100))
             if not batch:
