@@ -47,7 +47,9 @@ def js_limit(raw: str | None) -> int:
     value = 0
     if match:
         sign, hexa, dec = match.groups()
-        value = int(hexa, 16) if hexa else int(dec)
+        # Only the magnitude matters past the clamp, and Python's int() refuses strings
+        # of over 4300 digits where parseInt just returns a huge number: keep 17 digits.
+        value = int((hexa or dec).lstrip("0")[:17] or "0", 16 if hexa else 10)
         value = -value if sign == "-" else value
     return min(MAX_LIMIT, max(1, value or DEFAULT_LIMIT))
 

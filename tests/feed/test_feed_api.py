@@ -29,6 +29,20 @@ def test_limit_is_parsed_as_the_reference_parses_it(raw, limit):
     assert js_limit(raw) == limit
 
 
+@pytest.mark.parametrize(
+    ("raw", "limit"),
+    [("9" * 5000, 50), ("-" + "9" * 5000, 1), ("0" * 5000 + "7", 7), ("1" * 5000 + "x", 50)],
+)
+def test_limit_with_thousands_of_digits_is_clamped_not_an_error(raw, limit):
+    # Python refuses int() of over 4300 digits; JavaScript's parseInt just gets big.
+    assert js_limit(raw) == limit
+
+
+def test_latest_with_a_huge_limit_is_not_a_server_error(client, db):
+    response = client.get("/api/milestones/latest?limit=" + "9" * 5000)
+    assert response.status_code == 200 and response.json()["ok"] is True
+
+
 def test_latest_defaults_to_20_items_newest_timestamp_first(client, ingest):
     _ingest_many(ingest, 25)
     body = client.get("/api/milestones/latest").json()
