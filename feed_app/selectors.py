@@ -17,6 +17,12 @@ from feed_app.models import DeadLetter, FeedItem
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
 _JS_INT = re.compile(r"([+-]?)(?:0[xX]([0-9a-fA-F]+)|([0-9]+))")
+# ECMAScript's StrWhiteSpaceChar: str.isspace() differs (it takes U+001C-U+001F and U+0085,
+# which parseInt does not skip, and misses U+FEFF, which it does).
+_JS_SPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
 _CURSOR = re.compile(r"(-?[0-9]{1,19})_([0-9]{1,19})", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -43,7 +49,7 @@ class FeedPage:
 
 def js_limit(raw: str | None) -> int:
     """``min(50, max(1, parseInt(raw) || 20))``, with JavaScript's parseInt."""
-    match = _JS_INT.match((raw or "").lstrip())
+    match = _JS_INT.match((raw or "").lstrip(_JS_SPACE))
     value = 0
     if match:
         sign, hexa, dec = match.groups()

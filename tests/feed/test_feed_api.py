@@ -38,6 +38,16 @@ def test_limit_with_thousands_of_digits_is_clamped_not_an_error(raw, limit):
     assert js_limit(raw) == limit
 
 
+@pytest.mark.parametrize(
+    ("raw", "limit"),
+    [("\ufeff7", 7), ("\u00a07", 7), ("\u20287", 7), ("\x1c5", 20), ("\x1f5", 20),
+     ("\x855", 20), ("\u200b5", 20)],
+)
+def test_limit_skips_only_the_whitespace_parseint_skips(raw, limit):
+    # Values computed with Node.js: min(50, max(1, parseInt(raw) || 20)).
+    assert js_limit(raw) == limit
+
+
 def test_latest_with_a_huge_limit_is_not_a_server_error(client, db):
     response = client.get("/api/milestones/latest?limit=" + "9" * 5000)
     assert response.status_code == 200 and response.json()["ok"] is True
