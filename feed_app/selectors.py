@@ -82,10 +82,15 @@ def feed_page(
     """Up to ``limit`` milestones, newest ``timestampUtc`` first, older than ``before``."""
     where = ["true"]
     params: dict[str, int | str | datetime] = {"limit": limit}
-    for column, value in (("scope", scope), ("risk_status", risk_status), ("source", source)):
-        if value is not None:
-            where.append(f"{column} = %({column})s")
-            params[column] = value
+    filters = (("scope", "scope", scope), ("risk_status", "riskStatus", risk_status),
+               ("source", "source", source))
+    for column, name, value in filters:
+        if value is None:
+            continue
+        if "\x00" in value:  # PostgreSQL text cannot even be compared with it
+            raise BadQuery(f"{name} must not contain NUL", errors={name: ["Invalid."]})
+        where.append(f"{column} = %({column})s")
+        params[column] = value
     if before:
         params["ts"], params["pos"] = _cursor_bounds(before)
         where.append("(timestamp, position) < (%(ts)s, %(pos)s)")
@@ -98,7 +103,10 @@ def feed_page(
 
 def milestone_get(*, idempotency_key: str) -> dict[str, Any]:
     """The stored milestone with this idempotency key, as a feed item."""
-    item = FeedItem.objects.filter(idempotency_key=idempotency_key).first()
+    # A key holding NUL was never accepted, and PostgreSQL could not even compare it.
+    item = None
+    if "\x00" not in idempotency_key:
+        item = FeedItem.objects.filter(idempotency_key=idempotency_key).first()
     if item is None:
         raise MilestoneNotFound(f"no milestone with idempotencyKey {idempotency_key!r}")
     return feed_item_json(item)

@@ -137,3 +137,16 @@ def test_one_milestone_by_idempotency_key(client, ingest):
 def test_unknown_idempotency_key_is_404(client, db):
     response = client.get("/api/milestones/never-sent")
     assert response.status_code == 404 and response.json()["ok"] is False
+
+
+@pytest.mark.parametrize("param", ["scope", "riskStatus", "source"])
+def test_a_filter_holding_nul_is_a_400_not_a_500(client, db, param):
+    # PostgreSQL text cannot hold NUL, so the query itself would fail.
+    response = client.get(f"/api/milestones/latest?{param}=a%00b")
+    assert response.status_code == 400
+    assert param in response.json()["errors"]
+
+
+def test_a_key_holding_nul_is_404_not_500(client, db):
+    response = client.get("/api/milestones/a%00b")
+    assert response.status_code == 404 and response.json()["ok"] is False
