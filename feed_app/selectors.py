@@ -126,6 +126,23 @@ def feed_last_position() -> int:
     return last or 0
 
 
+@dataclass(frozen=True)
+class LivePage:
+    items: list[FeedItem]  # newest timestampUtc first
+    after: int  # where the page's WebSocket continues: ``?after=<after>``
+
+
+def feed_live_page(*, limit: int) -> LivePage:
+    """The newest ``limit`` milestones and the position the live socket continues from.
+
+    The position is read first and the items are capped at it, so a milestone committed
+    between the two reads comes over the socket instead of missing from both.
+    """
+    after = feed_last_position()
+    items = FeedItem.objects.filter(position__lte=after).order_by("-timestamp", "-position")
+    return LivePage(items=list(items[:limit]), after=after)
+
+
 def dead_letter_list(*, limit: int = 50, before: int | None = None) -> tuple[list[dict], int]:
     """Rejections newest first (older than position ``before``), and how many there are."""
     rows = DeadLetter.objects.order_by("-position")
