@@ -185,6 +185,17 @@ def test_unstorable_text_is_400_not_500(ingest, text):
     assert DeadLetter.objects.get().reason_code == "unstorable_content"
 
 
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"1" + b"0" * 401])
+def test_number_beyond_a_double_is_400_not_500(ingest, number):
+    # JSON.parse makes it Infinity; jsonb cannot hold that, so storing it failed.
+    envelope = EnvelopeFactory(event=MilestoneEventFactory(extra=0))
+    body = contract.envelope_bytes(envelope).replace(b'"extra":0', b'"extra":' + number)
+    body = _rejected(ingest.post(*signed(envelope, body=body, legacy=False, webhook=True)), 400)
+    assert "event.extra" in body["errors"]
+    assert DeadLetter.objects.get().reason_code == "unstorable_content"
+    assert FeedItem.objects.count() == 0
+
+
 @override_settings(MILESTONE_INGEST_MAX_BYTES=1024)
 def test_body_over_the_limit_is_413(ingest):
     envelope = EnvelopeFactory(event=MilestoneEventFactory(claim="x" * 2000))
