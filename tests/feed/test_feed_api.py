@@ -150,3 +150,8 @@ def test_a_filter_holding_nul_is_a_400_not_a_500(client, db, param):
 def test_a_key_holding_nul_is_404_not_500(client, db):
     response = client.get("/api/milestones/a%00b")
     assert response.status_code == 404 and response.json()["ok"] is False
+
+
+def test_latest_answers_json_whatever_the_accept_header(client, db):
+    response = client.get("/api/milestones/latest", HTTP_ACCEPT="text/plain")
+    assert response.status_code == 200 and response.json()["ok"] is True

@@ -26,6 +26,15 @@ def test_signed_legacy_envelope_is_accepted(ingest):
     }
 
 
+@pytest.mark.parametrize("accept", ["text/plain", "application/xml"])
+def test_accept_header_does_not_refuse_a_signed_envelope(ingest, accept):
+    # The contract answers JSON whatever the sender accepts; a 406 would lose the milestone
+    # (the sender treats it as a rejection) without a dead-letter record.
+    body, headers = signed()
+    response = ingest.post(body, {**headers, "accept": accept})
+    assert response.status_code == 200 and response.json()["status"] == "accepted"
+
+
 def test_standard_webhooks_envelope_is_accepted(ingest):
     response = ingest.send(legacy=False, webhook=True)
     assert response.json()["status"] == "accepted"
