@@ -34,8 +34,9 @@ class DomainError(Exception):
 
 
 class ServiceUnavailable(DomainError):
+    """503 with ``Retry-After``; the body keeps the ``"status": "rejected"`` of SPEC §4."""
+
     status_code = 503
-    status = "unavailable"
 
     def __init__(self, reason: str = "database unavailable", retry_after_s: int = 5) -> None:
         super().__init__(reason, headers={"Retry-After": str(retry_after_s)})

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from feed_app.api.body import OVER_LIMIT_SCOPE_KEY
+from feed_app.api.body import OVER_LIMIT_SCOPE_KEY, RECEIVED_SCOPE_KEY
 
 INGEST_PATH = "/internal/milestones/ingest"
 
@@ -46,6 +46,7 @@ class IngestBodyLimit:
                 received += len(message.get("body", b""))
                 if received > limit:
                     scope[OVER_LIMIT_SCOPE_KEY] = ended = True
+                    scope[RECEIVED_SCOPE_KEY] = received
                     return {"type": "http.request", "body": b"", "more_body": False}
             return message
 

@@ -22,7 +22,7 @@ from feed_app.exceptions import BodyTooLarge, IngestRejected, SignatureRejected
 LEGACY = "legacy"
 WEBHOOK = "webhook"
 _KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?", re.ASCII)
-_UNSTORABLE = {storable.NUL, storable.LONE_SURROGATE}
+_UNSTORABLE = {storable.NUL, storable.LONE_SURROGATE, storable.NOT_FINITE}
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class IngestCheck:
         if unstorable:
             raise IngestRejected(
                 "unstorable_content",
-                f"body holds text that cannot be stored (NUL or lone surrogate) at {unstorable[0]}",
+                f"body holds content that cannot be stored at {unstorable[0]}",
                 errors=errors,
             )
         raise IngestRejected("invalid_event", "envelope or event is invalid", errors=errors)

@@ -17,6 +17,12 @@ from feed_app.models import DeadLetter, FeedItem
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 50
 _JS_INT = re.compile(r"([+-]?)(?:0[xX]([0-9a-fA-F]+)|([0-9]+))")
+# ECMAScript's StrWhiteSpaceChar: str.isspace() differs (it takes U+001C-U+001F and U+0085,
+# which parseInt does not skip, and misses U+FEFF, which it does).
+_JS_SPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
 _CURSOR = re.compile(r"(-?[0-9]{1,19})_([0-9]{1,19})", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -43,11 +49,13 @@ class FeedPage:
 
 def js_limit(raw: str | None) -> int:
     """``min(50, max(1, parseInt(raw) || 20))``, with JavaScript's parseInt."""
-    match = _JS_INT.match((raw or "").lstrip())
+    match = _JS_INT.match((raw or "").lstrip(_JS_SPACE))
     value = 0
     if match:
         sign, hexa, dec = match.groups()
-        value = int(hexa, 16) if hexa else int(dec)
+        # Only the magnitude matters past the clamp, and Python's int() refuses strings
+        # of over 4300 digits where parseInt just returns a huge number: keep 17 digits.
+        value = int((hexa or dec).lstrip("0")[:17] or "0", 16 if hexa else 10)
         value = -value if sign == "-" else value
     return min(MAX_LIMIT, max(1, value or DEFAULT_LIMIT))
 
@@ -74,10 +82,15 @@ def feed_page(
     """Up to ``limit`` milestones, newest ``timestampUtc`` first, older than ``before``."""
     where = ["true"]
     params: dict[str, int | str | datetime] = {"limit": limit}
-    for column, value in (("scope", scope), ("risk_status", risk_status), ("source", source)):
-        if value is not None:
-            where.append(f"{column} = %({column})s")
-            params[column] = value
+    filters = (("scope", "scope", scope), ("risk_status", "riskStatus", risk_status),
+               ("source", "source", source))
+    for column, name, value in filters:
+        if value is None:
+            continue
+        if "\x00" in value:  # PostgreSQL text cannot even be compared with it
+            raise BadQuery(f"{name} must not contain NUL", errors={name: ["Invalid."]})
+        where.append(f"{column} = %({column})s")
+        params[column] = value
     if before:
         params["ts"], params["pos"] = _cursor_bounds(before)
         where.append("(timestamp, position) < (%(ts)s, %(pos)s)")
@@ -90,7 +103,10 @@ def feed_page(
 
 def milestone_get(*, idempotency_key: str) -> dict[str, Any]:
     """The stored milestone with this idempotency key, as a feed item."""
-    item = FeedItem.objects.filter(idempotency_key=idempotency_key).first()
+    # A key holding NUL was never accepted, and PostgreSQL could not even compare it.
+    item = None
+    if "\x00" not in idempotency_key:
+        item = FeedItem.objects.filter(idempotency_key=idempotency_key).first()
     if item is None:
         raise MilestoneNotFound(f"no milestone with idempotencyKey {idempotency_key!r}")
     return feed_item_json(item)
@@ -108,6 +124,23 @@ def feed_after(*, position: int, limit: int = 500) -> list[FeedItem]:
 def feed_last_position() -> int:
     last = FeedItem.objects.order_by("-position").values_list("position", flat=True).first()
     return last or 0
+
+
+@dataclass(frozen=True)
+class LivePage:
+    items: list[FeedItem]  # newest timestampUtc first
+    after: int  # where the page's WebSocket continues: ``?after=<after>``
+
+
+def feed_live_page(*, limit: int) -> LivePage:
+    """The newest ``limit`` milestones and the position the live socket continues from.
+
+    The position is read first and the items are capped at it, so a milestone committed
+    between the two reads comes over the socket instead of missing from both.
+    """
+    after = feed_last_position()
+    items = FeedItem.objects.filter(position__lte=after).order_by("-timestamp", "-position")
+    return LivePage(items=list(items[:limit]), after=after)
 
 
 def dead_letter_list(*, limit: int = 50, before: int | None = None) -> tuple[list[dict], int]:

@@ -6,16 +6,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from feed_app import selectors
-from feed_app.models import FeedItem
 
 PAGE_SIZE = 50
 
 
 def feed_page_view(request: HttpRequest) -> HttpResponse:
-    items = list(FeedItem.objects.order_by("-timestamp", "-position")[:PAGE_SIZE])
+    page = selectors.feed_live_page(limit=PAGE_SIZE)
     context = {
-        "items": items,
-        "live": {"after": selectors.feed_last_position(), "path": "/ws/milestones/",
-                 "max": PAGE_SIZE},
+        "items": page.items,
+        "live": {"after": page.after, "path": "/ws/milestones/", "max": PAGE_SIZE},
     }
     return render(request, "feed_app/feed.html", context)

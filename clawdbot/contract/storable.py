@@ -1,7 +1,8 @@
 """Find content a received body may carry but the pipeline must not store.
 
 PostgreSQL ``text`` and ``jsonb`` refuse NUL, and UTF-8 cannot encode a lone surrogate,
-yet both arrive legally as JSON escapes (``\\u0000``, ``\\ud800``). Separately, a
+yet both arrive legally as JSON escapes (``\\u0000``, ``\\ud800``), and a number beyond a
+double (``1e400``) parses to infinity, which JSON and ``jsonb`` cannot hold. Separately, a
 ``__proto__`` key is dropped by the reference's canonical form, so the legacy signature
 cannot vouch for it. Each finding names the path of the offending key or value, written
 so that the path itself is always storable.
@@ -10,12 +11,14 @@ so that the path itself is always storable.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
 
 __all__ = [
     "LONE_SURROGATE",
+    "NOT_FINITE",
     "NUL",
     "UNSIGNED_KEY",
     "content_problems",
@@ -26,6 +29,7 @@ __all__ = [
 
 NUL = "Contains a NUL character, which cannot be stored."
 LONE_SURROGATE = "Contains a lone surrogate, which cannot be stored."
+NOT_FINITE = "Is a number beyond the range of a double, which cannot be stored."
 UNSIGNED_KEY = "__proto__ keys are not allowed: the legacy signature cannot cover them."
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -53,7 +57,7 @@ def _string_problem(text: str) -> str | None:
 
 
 def content_problems(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """Yield (path, message) for each unstorable string and ``__proto__`` key, in order.
+    """Yield (path, message) for each unstorable string or number and ``__proto__`` key.
 
     Iterative, so any nesting depth is safe.
     """
@@ -64,6 +68,8 @@ def content_problems(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
             problem = _string_problem(node)
             if problem:
                 yield where, problem
+        elif isinstance(node, float) and not math.isfinite(node):
+            yield where, NOT_FINITE
         elif isinstance(node, dict):
             children = []
             for key, child in node.items():
@@ -78,7 +84,7 @@ def content_problems(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
 
 
 def describe_unstorable(value: Any) -> tuple[str, str] | None:
-    """The first string (key or value) PostgreSQL cannot store, as (path, message)."""
+    """The first key or value PostgreSQL cannot store, as (path, message)."""
     for where, problem in content_problems(value):
         if problem is not UNSIGNED_KEY:
             return where, problem
@@ -86,6 +92,6 @@ def describe_unstorable(value: Any) -> tuple[str, str] | None:
 
 
 def find_unstorable(value: Any) -> str | None:
-    """The path of the first string (key or value) PostgreSQL cannot store, or None."""
+    """The path of the first key or value PostgreSQL cannot store, or None."""
     found = describe_unstorable(value)
     return found[0] if found else None

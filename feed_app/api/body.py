@@ -9,6 +9,8 @@ from feed_app.checks import IngestRequest
 
 #: Set in the ASGI scope by ``feed_app.asgi.IngestBodyLimit`` when it stopped reading.
 OVER_LIMIT_SCOPE_KEY = "clawdbot.body_over_limit"
+#: With it, how many body bytes had arrived when it stopped (chunked bodies declare none).
+RECEIVED_SCOPE_KEY = "clawdbot.body_bytes_received"
 
 _HEADERS = (
     "x-openclaw-signature",
@@ -32,9 +34,10 @@ def ingest_request(request: HttpRequest) -> IngestRequest:
     headers = {name: request.headers.get(name, "") for name in _HEADERS}
     remote = request.META.get("REMOTE_ADDR") or ""
     declared = _declared_length(request)
-    stopped = getattr(request, "scope", {}).get(OVER_LIMIT_SCOPE_KEY, False)
-    if stopped or (declared is not None and declared > limit):
-        return IngestRequest(b"", headers, remote, over_limit=True, body_bytes=declared)
+    scope = getattr(request, "scope", {})
+    if scope.get(OVER_LIMIT_SCOPE_KEY) or (declared is not None and declared > limit):
+        size = declared if declared is not None else scope.get(RECEIVED_SCOPE_KEY)
+        return IngestRequest(b"", headers, remote, over_limit=True, body_bytes=size)
     body = request.read(limit + 1)
     if len(body) > limit:
         return IngestRequest(body[:limit], headers, remote, over_limit=True, body_bytes=declared)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,7 +20,22 @@ from feed_app.exceptions import BadQuery
 _REJECTED = OpenApiResponse(s.RejectedSerializer)
 
 
+class JsonWhateverAccepted(BaseContentNegotiation):
+    """Answer JSON whatever the client accepts, as the reference does.
+
+    DRF's default negotiation answers 406 to ``Accept: text/plain`` before the view runs:
+    a signed milestone would be refused, and not recorded in the dead-letter.
+    """
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: Any = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
 class IngestView(APIView):
+    content_negotiation_class = JsonWhateverAccepted
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
@@ -43,6 +61,7 @@ _FILTERS = [
 
 
 class FeedLatestView(APIView):
+    content_negotiation_class = JsonWhateverAccepted
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
@@ -60,6 +79,7 @@ class FeedLatestView(APIView):
 
 
 class MilestoneDetailView(APIView):
+    content_negotiation_class = JsonWhateverAccepted
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
@@ -71,6 +91,7 @@ class MilestoneDetailView(APIView):
 
 
 class DeadLetterView(APIView):
+    content_negotiation_class = JsonWhateverAccepted
     permission_classes = [IsAdminUser]
 
     @extend_schema(

@@ -29,6 +29,30 @@ def test_limit_is_parsed_as_the_reference_parses_it(raw, limit):
     assert js_limit(raw) == limit
 
 
+@pytest.mark.parametrize(
+    ("raw", "limit"),
+    [("9" * 5000, 50), ("-" + "9" * 5000, 1), ("0" * 5000 + "7", 7), ("1" * 5000 + "x", 50)],
+)
+def test_limit_with_thousands_of_digits_is_clamped_not_an_error(raw, limit):
+    # Python refuses int() of over 4300 digits; JavaScript's parseInt just gets big.
+    assert js_limit(raw) == limit
+
+
+@pytest.mark.parametrize(
+    ("raw", "limit"),
+    [("\ufeff7", 7), ("\u00a07", 7), ("\u20287", 7), ("\x1c5", 20), ("\x1f5", 20),
+     ("\x855", 20), ("\u200b5", 20)],
+)
+def test_limit_skips_only_the_whitespace_parseint_skips(raw, limit):
+    # Values computed with Node.js: min(50, max(1, parseInt(raw) || 20)).
+    assert js_limit(raw) == limit
+
+
+def test_latest_with_a_huge_limit_is_not_a_server_error(client, db):
+    response = client.get("/api/milestones/latest?limit=" + "9" * 5000)
+    assert response.status_code == 200 and response.json()["ok"] is True
+
+
 def test_latest_defaults_to_20_items_newest_timestamp_first(client, ingest):
     _ingest_many(ingest, 25)
     body = client.get("/api/milestones/latest").json()
@@ -113,3 +137,21 @@ def test_one_milestone_by_idempotency_key(client, ingest):
 def test_unknown_idempotency_key_is_404(client, db):
     response = client.get("/api/milestones/never-sent")
     assert response.status_code == 404 and response.json()["ok"] is False
+
+
+@pytest.mark.parametrize("param", ["scope", "riskStatus", "source"])
+def test_a_filter_holding_nul_is_a_400_not_a_500(client, db, param):
+    # PostgreSQL text cannot hold NUL, so the query itself would fail.
+    response = client.get(f"/api/milestones/latest?{param}=a%00b")
+    assert response.status_code == 400
+    assert param in response.json()["errors"]
+
+
+def test_a_key_holding_nul_is_404_not_500(client, db):
+    response = client.get("/api/milestones/a%00b")
+    assert response.status_code == 404 and response.json()["ok"] is False
+
+
+def test_latest_answers_json_whatever_the_accept_header(client, db):
+    response = client.get("/api/milestones/latest", HTTP_ACCEPT="text/plain")
+    assert response.status_code == 200 and response.json()["ok"] is True

@@ -26,6 +26,15 @@ def test_signed_legacy_envelope_is_accepted(ingest):
     }
 
 
+@pytest.mark.parametrize("accept", ["text/plain", "application/xml"])
+def test_accept_header_does_not_refuse_a_signed_envelope(ingest, accept):
+    # The contract answers JSON whatever the sender accepts; a 406 would lose the milestone
+    # (the sender treats it as a rejection) without a dead-letter record.
+    body, headers = signed()
+    response = ingest.post(body, {**headers, "accept": accept})
+    assert response.status_code == 200 and response.json()["status"] == "accepted"
+
+
 def test_standard_webhooks_envelope_is_accepted(ingest):
     response = ingest.send(legacy=False, webhook=True)
     assert response.json()["status"] == "accepted"
@@ -56,6 +65,20 @@ def test_same_key_again_is_a_duplicate_and_stores_nothing_new(ingest):
     }
     assert store.count() == events_before
     assert FeedItem.objects.count() == 1
+
+
+def test_only_the_accepted_delivery_schedules_a_broadcast(
+    ingest, django_capture_on_commit_callbacks
+):
+    # Consumers drop positions they have sent, so a socket cannot see a duplicate's
+    # broadcast; what proves there is none is the callback never being scheduled.
+    envelope = EnvelopeFactory()
+    with django_capture_on_commit_callbacks() as accepted:
+        assert ingest.send(envelope).json()["status"] == "accepted"
+    with django_capture_on_commit_callbacks() as duplicate:
+        assert ingest.send(envelope).json()["status"] == "duplicate"
+    assert [c.func.__name__ for c in accepted] == ["milestone_broadcast"]
+    assert duplicate == []
 
 
 def test_duplicate_reports_the_stored_milestone_id(ingest):
@@ -169,6 +192,17 @@ def test_unstorable_text_is_400_not_500(ingest, text):
     body = _rejected(ingest.send(envelope), 400)
     assert "event.claim" in body["errors"]
     assert DeadLetter.objects.get().reason_code == "unstorable_content"
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"1" + b"0" * 401])
+def test_number_beyond_a_double_is_400_not_500(ingest, number):
+    # JSON.parse makes it Infinity; jsonb cannot hold that, so storing it failed.
+    envelope = EnvelopeFactory(event=MilestoneEventFactory(extra=0))
+    body = contract.envelope_bytes(envelope).replace(b'"extra":0', b'"extra":' + number)
+    body = _rejected(ingest.post(*signed(envelope, body=body, legacy=False, webhook=True)), 400)
+    assert "event.extra" in body["errors"]
+    assert DeadLetter.objects.get().reason_code == "unstorable_content"
+    assert FeedItem.objects.count() == 0
 
 
 @override_settings(MILESTONE_INGEST_MAX_BYTES=1024)

@@ -52,3 +52,5 @@ def test_chunked_body_stops_being_read_just_past_the_limit(settings):
     status, _, pulled = _call([(b"transfer-encoding", b"chunked")], 160)
     assert status == 413
     assert pulled == settings.MILESTONE_INGEST_MAX_BYTES // len(CHUNK) + 1
+    # The dead-letter tells the operator how much arrived before the stop, not 0.
+    assert DeadLetter.objects.get().body_bytes == pulled * len(CHUNK)

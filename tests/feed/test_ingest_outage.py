@@ -40,7 +40,10 @@ def test_unreachable_database_gives_503_with_retry_after(database_down):
     response = IngestClient().post(*signed())
     assert response.status_code == 503
     assert response["Retry-After"]
-    assert response.json()["ok"] is False
+    body = response.json()
+    # SPEC §4: the same shape as every other refusal.
+    assert body == {"ok": False, "status": "rejected", "reason": body["reason"]}
+    assert body["reason"]
 
 
 def test_rejection_during_an_outage_gives_503_too(database_down):
