@@ -7,7 +7,6 @@ the way (the scheme, the idempotency key) so a rejection can be recorded with it
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +20,6 @@ from feed_app.exceptions import BodyTooLarge, IngestRejected, SignatureRejected
 
 LEGACY = "legacy"
 WEBHOOK = "webhook"
-_KEY = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?", re.ASCII)
 _UNSTORABLE = {storable.NUL, storable.LONE_SURROGATE, storable.NOT_FINITE}
 
 
@@ -105,7 +103,7 @@ class IngestCheck:
                 "body must be a JSON object with a valid idempotencyKey",
                 errors={at or "body": errors[at]},
             )
-        self.key = key if isinstance(key, str) and _KEY.fullmatch(key) else None
+        self.key = key if contract.idempotency_key_valid(key) else None
         return errors
 
     def _signature(self, payload: Any) -> None:

@@ -16,6 +16,7 @@ from .schema import (
     Evidence,
     Milestone,
     MilestoneInvalid,
+    idempotency_key_valid,
     parse_timestamp,
     validate_envelope,
     validate_milestone,
@@ -43,6 +44,7 @@ from .signing import (
 from .storable import describe_unstorable, find_unstorable
 
 __all__ = [
+    "idempotency_key_valid",
     "DEFAULT_SOURCE",
     "EVIDENCE_TYPES",
     "IDEMPOTENCY_KEY_MAX_LENGTH",

@@ -240,6 +240,15 @@ def _check_event(data: Any, errors: _Errors, prefix: str) -> Milestone | None:
     )
 
 
+def idempotency_key_valid(key: object) -> bool:
+    """Whether ``key`` is a usable idempotencyKey (it also travels as the webhook-id header)."""
+    return (
+        isinstance(key, str)
+        and 0 < len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH
+        and _IDEMPOTENCY_KEY.fullmatch(key) is not None
+    )
+
+
 def _idempotency_key(data: dict[str, Any], errors: _Errors) -> str:
     key = _text(data, "idempotencyKey", errors, "idempotencyKey")
     if key and len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
