@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -116,6 +117,8 @@ class DeliveryAdmin(admin.ModelAdmin):
 class TargetAdmin(admin.ModelAdmin):
     list_display = ("name", "resolved", "is_active", "paused_at", "paused_reason", "timeout_s")
     actions = ["pause", "resume"]
+    # A URL typed without a scheme is taken as https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # noqa: RUF012
 
     # Deliveries refer to their target by name and are claimed only while it exists: a
     # renamed or deleted target would leave its open deliveries pending forever. Clear
