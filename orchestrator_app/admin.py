@@ -118,7 +118,7 @@ class TargetAdmin(admin.ModelAdmin):
     list_display = ("name", "resolved", "is_active", "paused_at", "paused_reason", "timeout_s")
     actions = ["pause", "resume"]
     # A URL typed without a scheme is taken as https (Django 6's default, chosen now).
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # noqa: RUF012
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     # Deliveries refer to their target by name and are claimed only while it exists: a
     # renamed or deleted target would leave its open deliveries pending forever. Clear
