@@ -37,7 +37,7 @@ def _ready(url: str) -> bool:
 def server(stack: str, *, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """Run ``stack`` on a free port with the benchmark settings; yield (host, port)."""
     host, port = "127.0.0.1", _free_port()
-    from clawdbot.serve import web_env
+    from clawdbot.serve import stop_process, web_env
 
     child_env = {**web_env(), "DJANGO_SETTINGS_MODULE": "bench.settings",
                  "LOG_LEVEL": "ERROR", **(env or {})}
@@ -50,9 +50,4 @@ def server(stack: str, *, env: dict[str, str] | None = None) -> Iterator[tuple[s
             time.sleep(0.2)
         yield host, port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=15)

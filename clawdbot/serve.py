@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 15
@@ -114,6 +115,17 @@ def _post_start(settings: object) -> None:
         subprocess.Popen(_manage("seed_milestones", "--wait-for-server"), cwd=BASE_DIR)
 
 
+def stop_process(process: subprocess.Popen[Any], *, timeout: float) -> None:
+    """SIGTERM ``process`` and wait up to ``timeout`` seconds, then SIGKILL it."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=max(0.1, timeout))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
     """Ask each child to stop, then make sure nothing of its process group is left.
 
@@ -126,11 +138,7 @@ def _stop_all(children: dict[str, subprocess.Popen[bytes]]) -> None:
             child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S
     for child in children.values():
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+        stop_process(child, timeout=deadline - time.monotonic())
         with contextlib.suppress(ProcessLookupError):  # an empty group: nothing was left
             os.killpg(child.pid, signal.SIGKILL)
 

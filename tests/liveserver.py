@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from django.db import connection
 
-from clawdbot.serve import web_command, web_env
+from clawdbot.serve import stop_process, web_command, web_env
 from tests.helpers import wait_for
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -48,9 +48,4 @@ def asgi_server() -> Iterator[str]:
             raise RuntimeError(f"the ASGI server exited: {process.stderr.read().decode()[-2000:]}")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=10)

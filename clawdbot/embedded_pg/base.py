@@ -2,8 +2,8 @@
 
 Identical to ``django.db.backends.postgresql`` except that opening a connection first makes
 sure the shared embedded server runs (``server.ensure_running``). Settings select it only
-when ``DATABASE_URL`` is unset; ``EMBEDDED_PG_VAR`` in the database's OPTIONS-free entry
-``VAR_DIR`` says where its ``var/`` lives.
+when ``DATABASE_URL`` is unset; the database entry's ``VAR_DIR`` says where its ``var/``
+lives.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ appends are serialised from their INSERT to their COMMIT. Positions therefore be
 visible in position order, and a reader that follows ``read_all(after=P)`` can never see
 position P+2 while P+1 is still to commit. (A sequence alone does not give that: a
 transaction that took P+1 may commit after one that took P+2, and a reader that has moved
-past P+2 would skip it for ever.) docs/ARCHITECTURE.md measures this against a high-water
+past P+2 would skip it for ever.) docs/ARCHITECTURE.md weighs this against a high-water
 mark and explains the choice. Rolled-back appends leave holes in the positions, never a
 reorder, so readers need not wait on holes.
 """
