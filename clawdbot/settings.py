@@ -106,6 +106,10 @@ if DB_POOL_SIZE:
         "min_size": 2, "max_size": DB_POOL_SIZE, "timeout": 10,
     }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+# The hot routes (ingest, feed latest) run on the event loop with an asyncio pool of their
+# own per web process (clawdbot.asyncdb); one statement per request keeps it small.
+ASYNC_DB_POOL_SIZE = env.int("CLAWDBOT_ASYNC_DB_POOL_SIZE", default=8)
+ASYNC_DB_POOL_TIMEOUT_S = env.float("CLAWDBOT_ASYNC_DB_POOL_TIMEOUT_S", default=10.0)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DATABASES["default"]["TEST"] = {"NAME": env.str("DJANGO_TEST_DATABASE", default="test_clawdbot")}
 

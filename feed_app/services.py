@@ -8,20 +8,29 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, transaction
+import psycopg
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
+from psycopg_pool import PoolTimeout
 
+from clawdbot import asyncdb, contract
 from clawdbot.errors import ServiceUnavailable
 from clawdbot.eventstore import store
-from clawdbot.eventstore.store import ConcurrencyError, Expect, NewEvent
+from clawdbot.eventstore.store import Expect, NewEvent, RecordedEvent
 from feed_app.broadcast import milestone_broadcast
 from feed_app.checks import IngestCheck, IngestRequest
 from feed_app.exceptions import IngestRejected
 from feed_app.models import FeedItem
-from feed_app.projections import INGEST_REJECTED, MILESTONE_ACCEPTED
+from feed_app.projections import (
+    ACCEPT_ONE,
+    INGEST_REJECTED,
+    MILESTONE_ACCEPTED,
+    accept_one_params,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,34 +64,83 @@ def envelope_ingest(*, request: IngestRequest) -> IngestResult:
     except IngestRejected as exc:
         rejection_record(request=request, error=exc, scheme=check.scheme, key=check.key)
         raise
+    with _database_available():
+        return _milestone_store(milestone_accept(request=request, check=check, envelope=envelope))
+
+
+@dataclass(frozen=True)
+class MilestoneAccept:
+    """A verified, valid envelope ready to store as a ``feed.milestone_accepted`` event."""
+
+    stream_id: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    milestone_id: str
+
+    def params(self) -> dict[str, object]:
+        """The parameters of the one-statement append + feed row (``ACCEPT_ONE``)."""
+        return accept_one_params(lock=store.APPEND_LOCK_KEY, stream_id=self.stream_id,
+                                 data=self.data, metadata=self.metadata)
+
+    def recorded(self, position: int, recorded_at: datetime) -> RecordedEvent:
+        return RecordedEvent(position, self.stream_id, 1, MILESTONE_ACCEPTED, self.data,
+                             self.metadata, recorded_at)
+
+
+def milestone_accept(
+    *, request: IngestRequest, check: IngestCheck, envelope: contract.Envelope
+) -> MilestoneAccept:
+    """What an accepted ``envelope`` (``check.run()`` passed) is stored as."""
     data = {
         "idempotencyKey": envelope.idempotency_key,
         "sentAtUtc": envelope.sent_at_utc,
         "scheme": check.scheme,
         "event": envelope.event.raw,
     }
-    metadata = {"remoteAddr": request.remote_addr}
-    with _database_available():
-        return _milestone_store(data, metadata, envelope.event.milestone_id)
+    return MilestoneAccept(f"feed-ingest-{envelope.idempotency_key}", data,
+                           {"remoteAddr": request.remote_addr}, envelope.event.milestone_id)
 
 
 @transaction.atomic(durable=True)
-def _milestone_store(
-    data: dict[str, Any], metadata: dict[str, Any], milestone_id: str
-) -> IngestResult:
-    key = data["idempotencyKey"]
-    try:
-        (recorded,) = store.append(
-            f"feed-ingest-{key}",
-            [NewEvent(MILESTONE_ACCEPTED, data, metadata)],
-            expected_version=Expect.NO_STREAM,
-        )
-    except ConcurrencyError:
-        stored = (FeedItem.objects.filter(idempotency_key=key)
+def _milestone_store(accept: MilestoneAccept) -> IngestResult:
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(ACCEPT_ONE, accept.params(), prepare=True)
+        row = cursor.fetchone()
+    if row is None:
+        stored = (FeedItem.objects.filter(idempotency_key=accept.data["idempotencyKey"])
                   .values_list("milestone_id", flat=True).first())
-        return IngestResult("duplicate", stored if stored is not None else milestone_id)
+        return IngestResult("duplicate", stored if stored is not None else accept.milestone_id)
+    recorded = accept.recorded(*row)
     transaction.on_commit(partial(milestone_broadcast, event=recorded))
-    return IngestResult("accepted", milestone_id, recorded.position)
+    return IngestResult("accepted", accept.milestone_id, recorded.position)
+
+
+_DUPLICATE_OF = "SELECT milestone_id FROM feed_item WHERE idempotency_key = %s"
+
+
+async def milestone_store_async(accept: MilestoneAccept) -> IngestResult:
+    """``_milestone_store`` on the event loop: one statement on the asyncio pool.
+
+    The statement is its own transaction (autocommit), so the broadcast that follows comes
+    after the commit, and a failure leaves nothing stored. A database that cannot be
+    reached raises ``ServiceUnavailable``.
+    """
+    try:
+        async with (await asyncdb.pool()).connection() as conn:
+            cursor = await conn.execute(ACCEPT_ONE, accept.params(), prepare=True)
+            row = await cursor.fetchone()
+            if row is None:
+                cursor = await conn.execute(_DUPLICATE_OF, [accept.data["idempotencyKey"]])
+                stored = await cursor.fetchone()
+    except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+        logger.warning("database unavailable during ingest: %s", exc)
+        raise ServiceUnavailable() from exc
+    if row is None:
+        return IngestResult("duplicate", stored[0] if stored else accept.milestone_id)
+    recorded = accept.recorded(*row)
+    milestone_broadcast(event=recorded)
+    return IngestResult("accepted", accept.milestone_id, recorded.position)
 
 
 def rejection_record(
