@@ -16,7 +16,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from clawdbot.errors import ServiceUnavailable
-from clawdbot.eventstore import store
+from clawdbot.eventstore import projections
 from clawdbot.eventstore.store import ConcurrencyError, Expect, NewEvent
 from feed_app.broadcast import milestone_broadcast
 from feed_app.checks import IngestCheck, IngestRequest
@@ -76,7 +76,7 @@ def _milestone_store(
 ) -> IngestResult:
     key = data["idempotencyKey"]
     try:
-        (recorded,) = store.append(
+        (recorded,) = projections.record(
             f"feed-ingest-{key}",
             [NewEvent(MILESTONE_ACCEPTED, data, metadata)],
             expected_version=Expect.NO_STREAM,
