@@ -1,4 +1,4 @@
-"""CPU per request of the hot routes in one process, without a server: ``python -m bench.inprocess``.
+"""CPU per request of the hot routes in one process, no server: ``python -m bench.inprocess``.
 
 Calls the project's ASGI application directly (no sockets, no load generator) on the
 scratch database, once on the lean path and once with it off (``CLAWDBOT_HOT_PATHS``:

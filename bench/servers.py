@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from bench.harness import BASE_DIR
 
@@ -50,10 +50,8 @@ def _serving(command: list[str], env: dict[str, str], url: str, what: str) -> It
     finally:
         stop_process(process, timeout=15)
         # uvicorn/gunicorn workers are children of the master; none may outlive it.
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(process.pid, 9)
-        except ProcessLookupError:
-            pass
 
 
 @contextmanager
@@ -97,7 +95,5 @@ def worker(env: dict[str, str]) -> Iterator[None]:
         yield
     finally:
         stop_process(process, timeout=20)
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(process.pid, 9)
-        except ProcessLookupError:
-            pass

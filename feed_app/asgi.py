@@ -32,10 +32,12 @@ from django.utils import timezone
 
 from clawdbot import asyncdb
 from clawdbot.errors import DomainError, ServiceUnavailable
+from clawdbot.eventstore import projections
 from feed_app import selectors, services
 from feed_app.api.body import OVER_LIMIT_SCOPE_KEY, RECEIVED_SCOPE_KEY
 from feed_app.checks import IngestCheck, IngestRequest
 from feed_app.exceptions import IngestRejected
+from feed_app.projections import MILESTONE_ACCEPTED
 
 INGEST_PATH = "/internal/milestones/ingest"
 LATEST_PATH = "/api/milestones/latest"
@@ -62,11 +64,20 @@ _INGEST_HEADERS = frozenset(
 )
 
 
+def accept_one_is_record() -> bool:
+    """Whether ``ACCEPT_ONE`` is all ``projections.record`` would do for an accepted
+    milestone: the feed is the only inline projection of that event type."""
+    readers = [p.name for p in projections.registered()
+               if p.inline and (p.types is None or MILESTONE_ACCEPTED in p.types)]
+    return readers == ["feed"]
+
+
 def hot_paths_enabled() -> bool:
     """Whether ``HotPaths`` may answer: only when Django would add nothing it does not."""
     s = settings
     return (
         getattr(s, "CLAWDBOT_HOT_PATHS", True)
+        and accept_one_is_record()
         and set(s.MIDDLEWARE) <= REPRODUCED_MIDDLEWARE
         and not (s.SECURE_SSL_REDIRECT or s.PREPEND_WWW or s.DISALLOWED_USER_AGENTS
                  or s.USE_X_FORWARDED_HOST or s.SECURE_HSTS_SECONDS)

@@ -91,6 +91,19 @@ def test_the_lean_path_is_on_with_the_project_settings():
     assert hot_paths_enabled()
 
 
+def test_another_inline_projection_of_accepted_milestones_turns_it_off(monkeypatch):
+    class Audit(projections.Projection):
+        name = "audit"
+        models = ()
+        types = frozenset({"feed.milestone_accepted"})
+
+        def apply(self, events: Any) -> None:
+            pass
+
+    monkeypatch.setitem(projections._registry, "audit", Audit())
+    assert not hot_paths_enabled()
+
+
 def test_a_middleware_it_does_not_reproduce_turns_the_lean_path_off(settings):
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]
     assert not hot_paths_enabled()
