@@ -13,7 +13,7 @@ from django.utils import timezone
 from clawdbot.contract import js_iso_timestamp, parse_timestamp
 from clawdbot.contract.schema import NOT_OBJECT, NOT_STRING
 from clawdbot.contract.storable import join_path
-from clawdbot.eventstore import store
+from clawdbot.eventstore import projections
 from clawdbot.eventstore.store import ConcurrencyError, Expect
 from orchestrator_app import events as ev
 from orchestrator_app.exceptions import MilestoneRejected
@@ -60,7 +60,7 @@ def milestone_replay(
             new_events.append(ev.event(ev.DELIVERY_REQUEUED, actor, deliveryId=str(delivery.pk),
                                        actor=actor, reason=reason, nextAttemptAtUtc=due))
     if new_events and not dry_run:
-        store.append(ev.milestone_stream(idempotency_key), new_events,
+        projections.record(ev.milestone_stream(idempotency_key), new_events,
                      expected_version=Expect.ANY)
         outbox_wake()
     return ReplayOutcome(requeued, queued, skipped)
