@@ -121,6 +121,94 @@ def _insert(params: list[Any]) -> list[tuple[Any, ...]]:
         return cursor.fetchall()
 
 
+@dataclass(frozen=True)
+class Append:
+    """One stream's part of ``append_batch``: the arguments of ``append``."""
+
+    stream_id: str
+    events: Sequence[NewEvent]
+    expected_version: ExpectedVersion
+
+
+@dataclass(frozen=True)
+class AppendOutcome:
+    """What ``append_batch`` did with one ``Append``: ``recorded`` (all its events),
+    or ``conflict`` (the stream was not at the expected version; none of them written)."""
+
+    recorded: list[RecordedEvent]
+    conflict: ConcurrencyError | None = None
+
+
+_APPEND_BATCH = (
+    "SELECT * FROM eventstore_append_batch(%s, %s, %s, %s, %s, %s::jsonb[], %s::jsonb[])"
+)
+
+
+def append_batch(appends: Sequence[Append]) -> list[AppendOutcome]:
+    """Append to many streams in one call and one round trip, inside the caller's
+    transaction; store only (``projections.record_batch`` / ``record_each`` project).
+
+    Each ``Append`` stands alone, as if ``append`` had been called for it in input order:
+    a stream not at its expected version gets an ``AppendOutcome`` with ``conflict``
+    (nothing of it written; the unique (stream, version) index has the final word, as for
+    ``append``) and the others are written. The append lock is taken once, so gap safety
+    holds as for ``append``; positions follow input order. A stream may appear once per
+    call (ValueError otherwise).
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("eventstore.append_batch must run inside transaction.atomic()")
+    streams = [a.stream_id for a in appends]
+    if len(set(streams)) != len(streams):
+        raise ValueError("append_batch: a stream appears more than once; merge its events")
+    wanted = [(i, a) for i, a in enumerate(appends) if a.events]
+    if not wanted:
+        return [AppendOutcome([]) for _ in appends]
+    expected = [None if a.expected_version is Expect.ANY
+                else 0 if a.expected_version is Expect.NO_STREAM else a.expected_version
+                for _, a in wanted]
+    event_stream, types, data, metadata = [], [], [], []
+    for ordinal, (_, a) in enumerate(wanted, 1):
+        for e in a.events:
+            event_stream.append(ordinal)
+            types.append(e.type)
+            data.append(json.dumps(e.data))
+            metadata.append(json.dumps(e.metadata))
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_APPEND_BATCH, [APPEND_LOCK_KEY, [a.stream_id for _, a in wanted],
+                                       expected, event_stream, types, data, metadata],
+                       prepare=True)
+        rows = cursor.fetchall()
+    by_stream: dict[int, list[tuple[Any, ...]]] = {}
+    for ordinal, position, version, at in rows:
+        by_stream.setdefault(ordinal, []).append((position, version, at))
+    outcomes = [AppendOutcome([]) for _ in appends]
+    for ordinal, (i, a) in enumerate(wanted, 1):
+        got = by_stream.get(ordinal, [])
+        if len(got) != len(a.events):
+            # Under the append lock a stream is written whole or not at all (see append).
+            outcomes[i] = AppendOutcome([], ConcurrencyError(
+                a.stream_id, a.expected_version, stream_version(a.stream_id)))
+            continue
+        recorded = [RecordedEvent(pos, a.stream_id, version, e.type, e.data, e.metadata, at)
+                    for (pos, version, at), e in zip(got, a.events, strict=True)]
+        outcomes[i] = AppendOutcome(recorded)
+    return outcomes
+
+
+def append_one(
+    stream_id: str,
+    type: str,
+    data: dict[str, Any],
+    *,
+    expected_version: ExpectedVersion,
+    metadata: dict[str, Any] | None = None,
+) -> RecordedEvent:
+    """``append`` for the common case of one event."""
+    event = NewEvent(type, data, metadata or {})
+    return append(stream_id, [event], expected_version=expected_version)[0]
+
+
 def stream_version(stream_id: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -214,7 +302,10 @@ __all__ = [
     "Expect",
     "NewEvent",
     "RecordedEvent",
+    "Append",
+    "AppendOutcome",
     "append",
+    "append_batch",
     "iter_all",
     "last_position",
     "lock_appends",
