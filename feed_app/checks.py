@@ -96,13 +96,9 @@ class IngestCheck:
         else:
             errors = {}
         key = payload.get("idempotencyKey") if isinstance(payload, dict) else None
-        if "" in errors or "idempotencyKey" in errors:
-            at = "" if "" in errors else "idempotencyKey"
-            raise IngestRejected(
-                "missing_idempotency_key",
-                "body must be a JSON object with a valid idempotencyKey",
-                errors={at or "body": errors[at]},
-            )
+        refused = key_rejection(errors)
+        if refused is not None:
+            raise refused
         self.key = key if contract.idempotency_key_valid(key) else None
         return errors
 
@@ -144,11 +140,37 @@ class IngestCheck:
     def _envelope(self, payload: Any, errors: dict[str, list[str]]) -> contract.Envelope:
         if self._valid is not None:
             return self._valid
-        unstorable = [p for p, msgs in errors.items() if _UNSTORABLE.intersection(msgs)]
-        if unstorable:
-            raise IngestRejected(
-                "unstorable_content",
-                f"body holds content that cannot be stored at {unstorable[0]}",
-                errors=errors,
-            )
-        raise IngestRejected("invalid_event", "envelope or event is invalid", errors=errors)
+        raise envelope_rejection(errors)
+
+
+def key_rejection(errors: dict[str, list[str]]) -> IngestRejected | None:
+    """The refusal of an envelope whose idempotencyKey is unusable (or that is no object)."""
+    if "" in errors or "idempotencyKey" in errors:
+        at = "" if "" in errors else "idempotencyKey"
+        return IngestRejected(
+            "missing_idempotency_key",
+            "body must be a JSON object with a valid idempotencyKey",
+            errors={at or "body": errors[at]},
+        )
+    return None
+
+
+def envelope_rejection(errors: dict[str, list[str]]) -> IngestRejected:
+    """The refusal of an envelope with a usable key but invalid or unstorable content."""
+    unstorable = [p for p, msgs in errors.items() if _UNSTORABLE.intersection(msgs)]
+    if unstorable:
+        return IngestRejected(
+            "unstorable_content",
+            f"body holds content that cannot be stored at {unstorable[0]}",
+            errors=errors,
+        )
+    return IngestRejected("invalid_event", "envelope or event is invalid", errors=errors)
+
+
+def envelope_validate(payload: Any) -> contract.Envelope:
+    """One already authenticated envelope (a batch item): valid, or the IngestRejected that
+    the single ingest would answer for it."""
+    try:
+        return contract.validate_envelope(payload)
+    except contract.MilestoneInvalid as exc:
+        raise key_rejection(exc.errors) or envelope_rejection(exc.errors) from None
