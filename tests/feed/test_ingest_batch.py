@@ -104,7 +104,7 @@ def test_batch_items_are_stored_as_single_ingests_store_them(ingest):
 
 def test_the_whole_batch_is_one_append_call_in_one_transaction(monkeypatch):
     calls: list[int] = []
-    real_batch, real_one = store.append_batch, store.append
+    real_batch = store.append_batch
 
     def counting_batch(appends):
         calls.append(len(appends))
