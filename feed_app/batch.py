@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -25,9 +26,10 @@ from clawdbot import contract
 from clawdbot.contract.schema import NOT_OBJECT, NOT_STRING, REQUIRED
 from clawdbot.eventstore import projections
 from clawdbot.eventstore.store import Append, Expect, NewEvent
+from feed_app import checks
 from feed_app.broadcast import milestone_broadcast
-from feed_app.checks import WEBHOOK, IngestCheck, IngestRequest, envelope_validate
-from feed_app.exceptions import BodyTooLarge, IngestRejected, SignatureRejected
+from feed_app.checks import IngestRequest, Refused
+from feed_app.exceptions import BodyTooLarge, IngestRejected
 from feed_app.models import FeedItem
 from feed_app.projections import MILESTONE_ACCEPTED
 from feed_app.services import _database_available, rejection_record
@@ -69,53 +71,65 @@ class BatchResult:
 class Batch:
     batch_id: str
     envelopes: list[Any]
+    scheme: str = "none"  # the scheme that verified it, once it did
 
 
-class BatchCheck(IngestCheck):
-    """The single ingest's checks with the batch's shape; ``key`` is the batchId."""
-
-    def run_batch(self) -> Batch:
-        if self.request.over_limit:
+def batch_check(request: IngestRequest, *, now: datetime) -> Batch | Refused:
+    """The single ingest's steps (checks.py) with the batch's shape in place of the
+    envelope's: size -> headers -> JSON -> batch shape -> signature. Returns the batch,
+    or ``Refused`` with what was learnt on the way; raises nothing."""
+    scheme, batch_id = "none", None
+    try:
+        if request.over_limit:
             raise BodyTooLarge(settings.MILESTONE_INGEST_BATCH_MAX_BYTES)
-        self._headers()
-        payload = self._json()
-        batch = self._shape(payload)
-        self._signature(payload)
-        return batch
+        scheme = checks.schemes_presented(request.headers)
+        schemes = checks.schemes_verifiable(request.headers)
+        payload = checks.body_json(request.body)
+        batch = batch_shape(payload)
+        batch_id = batch.batch_id
+        verified = checks.signature_verify(request, payload, schemes=schemes, key=batch_id,
+                                           now=now, key_name="batchId")
+    except IngestRejected as exc:
+        return Refused(exc, scheme, batch_id)
+    return Batch(batch.batch_id, batch.envelopes, verified)
 
-    def _shape(self, payload: Any) -> Batch:
-        errors: dict[str, list[str]] = {}
-        if not isinstance(payload, dict):
-            raise _malformed({"body": [NOT_OBJECT]})
-        batch_id = payload.get("batchId")
-        if not contract.idempotency_key_valid(batch_id):
-            errors["batchId"] = ["Must be 1-200 printable ASCII characters, as an "
-                                 "idempotencyKey (it is the webhook-id)."]
-        sent_at = payload.get("sentAtUtc")
-        if sent_at is not None:
-            try:
-                if not isinstance(sent_at, str):
-                    raise ValueError(NOT_STRING)
-                contract.parse_timestamp(sent_at)
-            except ValueError as exc:
-                errors["sentAtUtc"] = [str(exc)]
-        envelopes = payload.get("envelopes")
-        if not isinstance(envelopes, list):
-            errors["envelopes"] = [REQUIRED if "envelopes" not in payload
-                                   else "Must be an array of envelopes."]
-        elif not 1 <= len(envelopes) <= MAX_ENVELOPES:
-            errors["envelopes"] = [f"Must hold 1 to {MAX_ENVELOPES} envelopes, not "
-                                   f"{len(envelopes)}."]
-        if errors:
-            raise _malformed(errors)
-        assert isinstance(batch_id, str) and isinstance(envelopes, list)  # checked above
-        self.key = batch_id
-        return Batch(batch_id, envelopes)
 
-    def _verify(self, scheme: str, payload: Any) -> None:
-        if scheme == WEBHOOK and self._header(contract.WEBHOOK_ID_HEADER) != self.key:
-            raise SignatureRejected("webhook_id_mismatch", "webhook-id must equal batchId")
-        super()._verify(scheme, payload)
+def batch_shape(payload: Any) -> Batch:
+    """``{batchId, sentAtUtc?, envelopes: [1…1000]}``; refuses anything else, naming it."""
+    if not isinstance(payload, dict):
+        raise _malformed({"body": [NOT_OBJECT]})
+    errors: dict[str, list[str]] = {}
+    batch_id = payload.get("batchId")
+    if not contract.idempotency_key_valid(batch_id):
+        errors["batchId"] = ["Must be 1-200 printable ASCII characters, as an "
+                             "idempotencyKey (it is the webhook-id)."]
+    sent_at = payload.get("sentAtUtc")
+    if sent_at is not None:
+        try:
+            if not isinstance(sent_at, str):
+                raise ValueError(NOT_STRING)
+            contract.parse_timestamp(sent_at)
+        except ValueError as exc:
+            errors["sentAtUtc"] = [str(exc)]
+    envelopes = payload.get("envelopes")
+    if not isinstance(envelopes, list):
+        errors["envelopes"] = [REQUIRED if "envelopes" not in payload
+                               else "Must be an array of envelopes."]
+    elif not 1 <= len(envelopes) <= MAX_ENVELOPES:
+        errors["envelopes"] = [f"Must hold 1 to {MAX_ENVELOPES} envelopes, not "
+                               f"{len(envelopes)}."]
+    if errors:
+        raise _malformed(errors)
+    assert isinstance(batch_id, str) and isinstance(envelopes, list)  # checked above
+    return Batch(batch_id, envelopes)
+
+
+def item_check(raw: Any) -> contract.Envelope:
+    """One envelope of an authenticated batch: valid, or the IngestRejected that a single
+    ingest of it would have answered (key first, then content)."""
+    validation = checks.envelope_validate(raw)
+    checks.idempotency_key(raw, validation)
+    return checks.envelope_valid(validation)
 
 
 def _malformed(errors: dict[str, list[str]]) -> IngestRejected:
@@ -132,14 +146,13 @@ def batch_ingest(*, request: IngestRequest) -> BatchResult:
     Raises ``IngestRejected`` (after recording it) when the batch as a whole is refused,
     and ``ServiceUnavailable`` when the database cannot be reached (nothing stored).
     """
-    check = BatchCheck(request, now=timezone.now())
-    try:
-        batch = check.run_batch()
-    except IngestRejected as exc:
-        rejection_record(request=request, error=exc, scheme=check.scheme, key=check.key)
-        raise
+    verdict = batch_check(request, now=timezone.now())
+    if isinstance(verdict, Refused):
+        rejection_record(request=request, error=verdict.rejection, scheme=verdict.scheme,
+                         key=verdict.key)
+        raise verdict.rejection
     with _database_available():
-        return _batch_store(batch, check.scheme, request.remote_addr)
+        return _batch_store(verdict, verdict.scheme, request.remote_addr)
 
 
 @transaction.atomic(durable=True)
@@ -151,7 +164,7 @@ def _batch_store(batch: Batch, scheme: str, remote_addr: str) -> BatchResult:
     first_of: dict[str, str] = {}  # key -> milestoneId of its first valid item
     for raw in batch.envelopes:
         try:
-            envelope = envelope_validate(raw)
+            envelope = item_check(raw)
         except IngestRejected as exc:
             key = raw.get("idempotencyKey") if isinstance(raw, dict) else None
             shown = key if isinstance(key, str) else None
