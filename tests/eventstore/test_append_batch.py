@@ -54,10 +54,37 @@ def test_a_stream_at_the_wrong_version_is_refused_alone():
 
 
 @pytest.mark.django_db
-def test_a_stream_twice_in_one_batch_is_refused_before_anything_is_written():
-    with transaction.atomic(), pytest.raises(ValueError, match="more than once"):
-        store.append_batch([Append("s", _events("a"), Expect.ANY),
-                            Append("s", _events("b"), Expect.ANY)])
+def test_a_stream_may_come_back_later_in_the_batch_keeping_input_order():
+    with transaction.atomic():
+        outcomes = store.append_batch([
+            Append("s", _events("s1"), Expect.NO_STREAM),
+            Append("t", _events("t1"), Expect.ANY),
+            Append("s", _events("s2", "s3"), Expect.ANY),
+            Append("s", _events("s4"), 3),
+        ])
+    assert [[(r.stream_id, r.version) for r in o.recorded] for o in outcomes] == [
+        [("s", 1)], [("t", 1)], [("s", 2), ("s", 3)], [("s", 4)]]
+    positions = [r.position for o in outcomes for r in o.recorded]
+    assert positions == sorted(positions)
+
+
+@pytest.mark.django_db
+def test_a_repeated_stream_stands_or_falls_with_its_first_append():
+    with transaction.atomic():
+        store.append("s", _events("old"), expected_version=Expect.ANY)
+        outcomes = store.append_batch([Append("s", _events("a"), Expect.NO_STREAM),
+                                       Append("t", _events("b"), Expect.ANY),
+                                       Append("s", _events("c"), Expect.ANY)])
+    assert [o.conflict is not None for o in outcomes] == [True, False, True]
+    assert [e.type for e in store.read_stream("s")] == ["old"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("later", [Expect.NO_STREAM, 5])
+def test_a_repeated_stream_with_an_impossible_expectation_is_refused_whole(later):
+    with transaction.atomic(), pytest.raises(ValueError, match="again"):
+        store.append_batch([Append("s", _events("a"), Expect.NO_STREAM),
+                            Append("s", _events("b"), later)])
     assert store.stream_version("s") == 0
 
 
