@@ -1,7 +1,8 @@
 """The feed side's projections: the feed and the dead-letter, both applied inline.
 
-Each batch is one multi-row INSERT (``unnest`` of arrays), so a rebuild of a million
-milestones is a few hundred statements rather than a million.
+Each ``apply`` writes its batch as one multi-row INSERT (``unnest`` of arrays), so a
+rebuild of a million milestones is a few hundred statements rather than a million; a batch
+of one (the ingest) is one prepared single-row INSERT.
 """
 
 from __future__ import annotations
@@ -45,9 +46,8 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s)
 
 
 def _insert(sql: str, rows: list[tuple[object, ...]]) -> None:
-    if rows:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
 
 
 def _insert_one_item(row: tuple[object, ...]) -> None:
@@ -63,19 +63,14 @@ class FeedProjection(Projection):
 
     name = "feed"
     models = (FeedItem,)
+    types = frozenset({MILESTONE_ACCEPTED})
 
-    def handled_types(self) -> list[str]:
-        return [MILESTONE_ACCEPTED]
-
-    def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
-        rows = [self.row(e) for e in events if e.type == MILESTONE_ACCEPTED]
+    def apply(self, events: Sequence[RecordedEvent]) -> None:
+        rows = [self.row(e) for e in events]
         if len(rows) == 1:
             _insert_one_item(rows[0])
         else:
             _insert(_INSERT_ITEMS, rows)
-
-    def apply_feed_milestone_accepted(self, event: RecordedEvent) -> None:
-        _insert_one_item(self.row(event))
 
     @staticmethod
     def row(event: RecordedEvent) -> tuple[object, ...]:
@@ -105,15 +100,10 @@ class DeadLetterProjection(Projection):
 
     name = "feed_dead_letter"
     models = (DeadLetter,)
+    types = frozenset({INGEST_REJECTED})
 
-    def handled_types(self) -> list[str]:
-        return [INGEST_REJECTED]
-
-    def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
-        _insert(_INSERT_DEAD_LETTERS, [self.row(e) for e in events if e.type == INGEST_REJECTED])
-
-    def apply_feed_ingest_rejected(self, event: RecordedEvent) -> None:
-        _insert(_INSERT_DEAD_LETTERS, [self.row(event)])
+    def apply(self, events: Sequence[RecordedEvent]) -> None:
+        _insert(_INSERT_DEAD_LETTERS, [self.row(e) for e in events])
 
     @staticmethod
     def row(event: RecordedEvent) -> tuple[object, ...]:

@@ -15,7 +15,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from clawdbot.errors import ServiceUnavailable
-from clawdbot.eventstore import store
+from clawdbot.eventstore import projections
 from clawdbot.eventstore.store import ConcurrencyError, Expect, NewEvent
 from feed_app.broadcast import milestone_broadcast
 from feed_app.checks import IngestCheck, IngestRequest
@@ -72,7 +72,7 @@ def _milestone_store(
 ) -> IngestResult:
     key = data["idempotencyKey"]
     try:
-        (recorded,) = store.append(
+        (recorded,) = projections.record(
             f"feed-ingest-{key}",
             [NewEvent(MILESTONE_ACCEPTED, data, metadata)],
             expected_version=Expect.NO_STREAM,
@@ -107,7 +107,7 @@ def rejection_record(
     if key:
         data["idempotencyKey"] = key
     with _database_available(), transaction.atomic(durable=True):
-        store.append(
+        projections.record(
             f"feed-rejection-{uuid.uuid4().hex}",
             [NewEvent(INGEST_REJECTED, data)],
             expected_version=Expect.NO_STREAM,

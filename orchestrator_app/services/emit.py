@@ -21,7 +21,7 @@ from clawdbot.contract import (
     js_iso_timestamp,
     validate_milestone,
 )
-from clawdbot.eventstore import store
+from clawdbot.eventstore import projections, store
 from clawdbot.eventstore.store import ConcurrencyError, Expect, RecordedEvent
 from orchestrator_app import events as ev
 from orchestrator_app.exceptions import IdempotencyKeyReused, MilestoneRejected
@@ -135,7 +135,7 @@ def milestone_emit(
                  milestoneId=clean["milestoneId"], target=q.target, nextAttemptAtUtc=due)
         for q in queued
     ]
-    store.append(ev.milestone_stream(key), new_events, expected_version=Expect.NO_STREAM)
+    projections.record(ev.milestone_stream(key), new_events, expected_version=Expect.NO_STREAM)
     outbox_wake()
     transaction.on_commit(milestone_log_catch_up_safely)
     return EmitResult(key, clean["milestoneId"], sent_at_utc, clean, queued)

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from clawdbot.contract import js_iso_timestamp, parse_timestamp
-from clawdbot.eventstore import store
+from clawdbot.eventstore import projections
 from clawdbot.eventstore.store import ConcurrencyError, Expect
 from orchestrator_app import events as ev
 from orchestrator_app.exceptions import MilestoneRejected
@@ -56,7 +56,7 @@ def milestone_replay(
             new_events.append(ev.event(ev.DELIVERY_REQUEUED, actor, deliveryId=str(delivery.pk),
                                        actor=actor, reason=reason, nextAttemptAtUtc=due))
     if new_events:
-        store.append(ev.milestone_stream(idempotency_key), new_events,
+        projections.record(ev.milestone_stream(idempotency_key), new_events,
                      expected_version=Expect.ANY)
         outbox_wake()
     return ReplayOutcome(requeued, queued, skipped)
