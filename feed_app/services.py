@@ -19,7 +19,7 @@ from clawdbot.errors import ServiceUnavailable
 from clawdbot.eventstore import projections
 from clawdbot.eventstore.store import ConcurrencyError, Expect, NewEvent
 from feed_app.broadcast import milestone_broadcast
-from feed_app.checks import IngestCheck, IngestRequest
+from feed_app.checks import IngestRequest, Refused, ingest_check
 from feed_app.exceptions import IngestRejected
 from feed_app.models import FeedItem
 from feed_app.projections import MILESTONE_ACCEPTED
@@ -53,16 +53,16 @@ def envelope_ingest(*, request: IngestRequest) -> IngestResult:
     be reached (then nothing is stored). Duplicates are decided by the event store's unique
     stream version: exactly one of any number of concurrent identical requests is accepted.
     """
-    check = IngestCheck(request, now=timezone.now())
-    try:
-        envelope = check.run()
-    except IngestRejected as exc:
-        rejection_record(request=request, error=exc, scheme=check.scheme, key=check.key)
-        raise
+    verdict = ingest_check(request, now=timezone.now())
+    if isinstance(verdict, Refused):
+        rejection_record(request=request, error=verdict.rejection, scheme=verdict.scheme,
+                         key=verdict.key)
+        raise verdict.rejection
+    envelope = verdict.envelope
     data = {
         "idempotencyKey": envelope.idempotency_key,
         "sentAtUtc": envelope.sent_at_utc,
-        "scheme": check.scheme,
+        "scheme": verdict.scheme,
         "event": envelope.event.raw,
     }
     metadata = {"remoteAddr": request.remote_addr}
