@@ -14,8 +14,8 @@ reproduce.
 
 ``IngestBodyLimit`` stops receiving an ingest body once it passes the size limit. Django's
 ASGI handler reads a whole body before the view runs; this wrapper ends the body early for
-the ingest path (by declared length, or by counting chunked bytes), so a multi-megabyte
-upload costs no more than the limit. The view then answers 413.
+the ingest paths, single and batch (by declared length, or by counting chunked bytes), so
+a multi-megabyte upload costs no more than the limit. The view then answers 413.
 """
 
 from __future__ import annotations
@@ -35,11 +35,13 @@ from clawdbot.errors import DomainError, ServiceUnavailable
 from clawdbot.eventstore import projections
 from feed_app import selectors, services
 from feed_app.api.body import OVER_LIMIT_SCOPE_KEY, RECEIVED_SCOPE_KEY
-from feed_app.checks import IngestCheck, IngestRequest
-from feed_app.exceptions import IngestRejected
+from feed_app.checks import IngestRequest, Passed, ingest_check
 from feed_app.projections import MILESTONE_ACCEPTED
 
 INGEST_PATH = "/internal/milestones/ingest"
+BATCH_INGEST_PATH = "/internal/milestones/ingest/batch"
+_LIMITS = {INGEST_PATH: "MILESTONE_INGEST_MAX_BYTES",
+           BATCH_INGEST_PATH: "MILESTONE_INGEST_BATCH_MAX_BYTES"}
 LATEST_PATH = "/api/milestones/latest"
 
 Receive = Callable[[], Awaitable[dict]]
@@ -157,13 +159,11 @@ class HotPaths:
             more = message.get("more_body", False)
         if more or received > limit:
             return await self.app(scope, _replay(chunks, more, receive), send)
-        try:
-            request = _ingest_request(scope, b"".join(chunks))
-            check = IngestCheck(request, now=timezone.now())
-            envelope = check.run()
-        except (IngestRejected, UnicodeDecodeError):
+        request = _ingest_request(scope, b"".join(chunks))
+        verdict = ingest_check(request, now=timezone.now())
+        if not isinstance(verdict, Passed):  # recorded and answered by Django
             return await self.app(scope, _replay(chunks, False, receive), send)
-        accept = services.milestone_accept(request=request, check=check, envelope=envelope)
+        accept = services.milestone_accept(request=request, verdict=verdict)
         try:
             result = await services.milestone_store_async(accept)
         except ServiceUnavailable as exc:
@@ -234,9 +234,10 @@ class IngestBodyLimit:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path") != INGEST_PATH:
+        setting = _LIMITS.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if setting is None:
             return await self.app(scope, receive, send)
-        limit = settings.MILESTONE_INGEST_MAX_BYTES
+        limit = getattr(settings, setting)
         scope = dict(scope)
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:

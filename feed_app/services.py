@@ -18,12 +18,12 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg_pool import PoolTimeout
 
-from clawdbot import asyncdb, contract
+from clawdbot import asyncdb
 from clawdbot.errors import ServiceUnavailable
 from clawdbot.eventstore import projections, store
 from clawdbot.eventstore.store import ConcurrencyError, Expect, NewEvent, RecordedEvent
 from feed_app.broadcast import milestone_broadcast
-from feed_app.checks import IngestCheck, IngestRequest
+from feed_app.checks import IngestRequest, Passed, Refused, ingest_check
 from feed_app.exceptions import IngestRejected
 from feed_app.models import FeedItem
 from feed_app.projections import ACCEPT_ONE, MILESTONE_ACCEPTED, accept_one_params
@@ -57,14 +57,13 @@ def envelope_ingest(*, request: IngestRequest) -> IngestResult:
     be reached (then nothing is stored). Duplicates are decided by the event store's unique
     stream version: exactly one of any number of concurrent identical requests is accepted.
     """
-    check = IngestCheck(request, now=timezone.now())
-    try:
-        envelope = check.run()
-    except IngestRejected as exc:
-        rejection_record(request=request, error=exc, scheme=check.scheme, key=check.key)
-        raise
+    verdict = ingest_check(request, now=timezone.now())
+    if isinstance(verdict, Refused):
+        rejection_record(request=request, error=verdict.rejection, scheme=verdict.scheme,
+                         key=verdict.key)
+        raise verdict.rejection
     with _database_available():
-        return _milestone_store(milestone_accept(request=request, check=check, envelope=envelope))
+        return _milestone_store(milestone_accept(request=request, verdict=verdict))
 
 
 @dataclass(frozen=True)
@@ -84,14 +83,13 @@ class MilestoneAccept:
                              self.metadata, recorded_at)
 
 
-def milestone_accept(
-    *, request: IngestRequest, check: IngestCheck, envelope: contract.Envelope
-) -> MilestoneAccept:
-    """What an accepted ``envelope`` (``check.run()`` passed) is stored as."""
+def milestone_accept(*, request: IngestRequest, verdict: Passed) -> MilestoneAccept:
+    """What a request whose checks passed is stored as."""
+    envelope = verdict.envelope
     data = {
         "idempotencyKey": envelope.idempotency_key,
         "sentAtUtc": envelope.sent_at_utc,
-        "scheme": check.scheme,
+        "scheme": verdict.scheme,
         "event": envelope.event.raw,
     }
     return MilestoneAccept(f"feed-ingest-{envelope.idempotency_key}", data,
@@ -105,16 +103,11 @@ def _milestone_store(accept: MilestoneAccept) -> IngestResult:
             accept.stream_id, [accept.event()], expected_version=Expect.NO_STREAM
         )
     except ConcurrencyError:
-        return IngestResult("duplicate", _duplicate_of(accept))
+        stored = (FeedItem.objects.filter(idempotency_key=accept.data["idempotencyKey"])
+                  .values_list("milestone_id", flat=True).first())
+        return IngestResult("duplicate", stored if stored is not None else accept.milestone_id)
     transaction.on_commit(partial(milestone_broadcast, event=recorded))
     return IngestResult("accepted", accept.milestone_id, recorded.position)
-
-
-def _duplicate_of(accept: MilestoneAccept) -> str:
-    """The milestoneId stored under the key (the first one's, not this request's)."""
-    stored = (FeedItem.objects.filter(idempotency_key=accept.data["idempotencyKey"])
-              .values_list("milestone_id", flat=True).first())
-    return stored if stored is not None else accept.milestone_id
 
 
 _DUPLICATE_OF = "SELECT milestone_id FROM feed_item WHERE idempotency_key = %s"
@@ -127,12 +120,13 @@ async def milestone_store_async(accept: MilestoneAccept) -> IngestResult:
     into a single statement (the store's ``eventstore_append``, then the feed projection's
     row), its own transaction in autocommit: one round trip instead of five, the broadcast
     that follows comes after the commit, and a failure leaves nothing stored. A database
-    that cannot be reached raises ``ServiceUnavailable``.
+    that cannot be reached raises ``ServiceUnavailable``. Callers check first that the feed
+    is the only inline projection of the event (``feed_app.asgi.accept_one_is_record``).
     """
+    params = accept_one_params(lock=store.APPEND_LOCK_KEY, stream_id=accept.stream_id,
+                               data=accept.data, metadata=accept.metadata)
     try:
         async with (await asyncdb.pool()).connection() as conn:
-            params = accept_one_params(lock=store.APPEND_LOCK_KEY, stream_id=accept.stream_id,
-                                       data=accept.data, metadata=accept.metadata)
             cursor = await conn.execute(ACCEPT_ONE, params, prepare=True)
             row = await cursor.fetchone()
             if row is None:
