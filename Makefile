@@ -1,39 +1,54 @@
 # ClawDBot milestone pipeline. Needs only Python >= 3.11: every target installs what it uses.
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-	&& echo $$p && break; done)
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	>/dev/null 2>&1 && echo $$p && break; done)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# Two stamps: `make run` needs the runtime dependencies only; tests, lint, type check and
+# benchmarks add the dev extra on top.
+STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install run test lint typecheck bench
+.PHONY: install install-dev run test lint typecheck bench
 
 TYPECHECK_PATHS ?= clawdbot feed_app orchestrator_app
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required" >&2; exit 1; }
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "== creating $(VENV) with $(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+	@echo "== upgrading pip"
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	@echo "== installing the runtime dependencies (about 30 s the first time)"
+	$(BIN)/python -m pip install --progress-bar on -e .
 	@touch $(STAMP)
 
+$(DEV_STAMP): $(STAMP) pyproject.toml
+	@echo "== installing the dev tools: pytest, ruff, mypy, playwright, hypothesis …"
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
+	@touch $(DEV_STAMP)
+
 install: $(STAMP)
+
+install-dev: $(DEV_STAMP)
 
 ## Serve the whole pipeline (ASGI web + worker) on HOST:PORT; Ctrl-C stops everything.
 run: install
 	$(BIN)/python -m clawdbot.serve
 
 ## Install and run the whole test suite.
-test: install
+test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 
 ## Type-check the application code (mypy with the Django and DRF plugins).
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy $(TYPECHECK_PATHS)
 
 ## Run the benchmarks; writes bench/results.json and prints a table.
-bench: install
+bench: install-dev
 	$(BIN)/python -m bench $(BENCH_ARGS)

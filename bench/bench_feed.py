@@ -160,7 +160,7 @@ SELECT 'feed-ingest-seed-' || g, 1, 'feed.milestone_accepted', jsonb_build_objec
         'nextAction', 'Keep going.', 'source', 'orchestrator')), '{}'::jsonb
 FROM generate_series(%s, %s) g
 """
-# The feed projection of the seeded events, in SQL: same rows apply_batch would write.
+# The feed projection of the seeded events, in SQL: same rows FeedProjection.apply would write.
 _SEED_ITEMS = """
 INSERT INTO feed_item (position, idempotency_key, milestone_id, timestamp, scope, risk_status,
                        source, event, item, received_at)

@@ -188,6 +188,13 @@ MILESTONE_LOG_PATH = Path(
     env.str("MILESTONE_LOG_PATH", default=str(BASE_DIR / "logs" / "milestones.jsonl"))
 )
 MILESTONE_INGEST_MAX_BYTES = env.int("MILESTONE_INGEST_MAX_BYTES", default=256 * 1024)
+# Rejections (SPEC §4): kept one by one up to this many per client address and minute,
+# then counted in one aggregate row per reason; every rejection row expires after the
+# retention period (feed_app.tasks.rejections_expire, hourly).
+MILESTONE_REJECTION_DETAILS_PER_MINUTE = env.int(
+    "MILESTONE_REJECTION_DETAILS_PER_MINUTE", default=20
+)
+MILESTONE_REJECTION_RETENTION_DAYS = env.int("MILESTONE_REJECTION_RETENTION_DAYS", default=30)
 MILESTONE_WEBHOOK_TOLERANCE_S = env.int("MILESTONE_WEBHOOK_TOLERANCE_S", default=300)
 CLAWDBOT_SEED = env.bool("CLAWDBOT_SEED", default=True)
 # A worker's claim on a delivery lasts the target's timeout plus this margin (seconds).
@@ -214,5 +221,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    # django.request logs every 4xx as a warning: a junk flood would fill the log with
+    # what the dead-letter already records (boundedly). Errors (5xx) still log.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"},
+                "django.request": {"level": "ERROR"}},
 }

@@ -9,8 +9,16 @@ class FeedConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django_q.signals import post_spawn
+
         from clawdbot.eventstore import projections
-        from feed_app.projections import DeadLetterProjection, FeedProjection
+        from feed_app.projections import FeedProjection
 
         projections.register(FeedProjection())
-        projections.register(DeadLetterProjection())
+        post_spawn.connect(_worker_spawned, dispatch_uid="feed-rejection-retention")
+
+
+def _worker_spawned(sender: object, proc_name: str, **kwargs: object) -> None:
+    from feed_app import tasks
+
+    tasks.retention_schedule_ensure()

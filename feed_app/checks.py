@@ -1,14 +1,16 @@
-"""The ingest checks of SPEC §3-4, in the reference's order, as pure functions.
+"""The ingest checks of SPEC §3-4, in the reference's order, as functions.
 
-headers -> JSON -> idempotencyKey -> signature -> event. Each check raises an
-``IngestRejected`` naming what is wrong; ``IngestCheck`` remembers what was learnt on
-the way (the scheme, the idempotency key) so a rejection can be recorded with it.
+size -> headers -> JSON -> idempotencyKey -> signature -> event. Each step is a function
+of what the request holds (and of the steps before it) that returns what it found, or
+raises an ``IngestRejected`` naming what is wrong. ``ingest_check`` runs them and returns a
+``Verdict``: ``Passed`` with the envelope, or ``Refused`` with the rejection and what was
+learnt on the way (the scheme, the idempotency key), so that it can be recorded with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -34,121 +36,177 @@ class IngestRequest:
     body_bytes: int | None = None  # the declared length, when the body was not read
 
 
-class IngestCheck:
-    """Runs the checks on one request; ``scheme`` and ``key`` are known once checked."""
+@dataclass(frozen=True)
+class Validation:
+    """The envelope checked against the schema: valid (``envelope``) or not (``errors``)."""
 
-    def __init__(self, request: IngestRequest, *, now: datetime) -> None:
-        self.request = request
-        self.now = now
-        self.schemes: list[str] = []
-        self.scheme = "none"
-        self.key: str | None = None
-        self._valid: contract.Envelope | None = None
+    envelope: contract.Envelope | None
+    errors: dict[str, list[str]] = field(default_factory=dict)
 
-    def run(self) -> contract.Envelope:
-        if self.request.over_limit:
-            raise BodyTooLarge(settings.MILESTONE_INGEST_MAX_BYTES)
-        self._headers()
-        payload = self._json()
-        envelope_errors = self._idempotency_key(payload)
-        self._signature(payload)
-        return self._envelope(payload, envelope_errors)
 
-    def _header(self, name: str) -> str:
-        return self.request.headers.get(name, "")
+@dataclass(frozen=True)
+class Passed:
+    """Every check passed: the envelope, and the scheme that verified it."""
 
-    def _headers(self) -> None:
-        legacy = bool(self._header(contract.LEGACY_SIGNATURE_HEADER))
-        webhook = bool(self._header(contract.WEBHOOK_SIGNATURE_HEADER))
-        presented = [name for name, sent in ((LEGACY, legacy), (WEBHOOK, webhook)) if sent]
-        self.scheme = "+".join(presented) or "none"
-        if legacy and self._header(contract.LEGACY_TIMESTAMP_HEADER):
-            self.schemes.append(LEGACY)
-        complete_webhook = all(
-            self._header(h) for h in (contract.WEBHOOK_ID_HEADER, contract.WEBHOOK_TIMESTAMP_HEADER)
+    envelope: contract.Envelope
+    scheme: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A check refused the request: why, and what was learnt before (to record it with).
+
+    ``scheme`` is what was presented (``legacy``, ``webhook``, ``legacy+webhook``,
+    ``none``); ``key`` the idempotencyKey once it was readable.
+    """
+
+    rejection: IngestRejected
+    scheme: str
+    key: str | None
+
+
+Verdict = Passed | Refused
+
+
+def ingest_check(request: IngestRequest, *, now: datetime) -> Verdict:
+    """Run every step on ``request``; never raises ``IngestRejected``, returns it."""
+    scheme, key = "none", None
+    try:
+        size_check(request)
+        scheme = schemes_presented(request.headers)
+        schemes = schemes_verifiable(request.headers)
+        payload = body_json(request.body)
+        validation = envelope_validate(payload)
+        key = idempotency_key(payload, validation)
+        scheme = signature_verify(request, payload, schemes=schemes, key=key, now=now)
+        envelope = envelope_valid(validation)
+    except IngestRejected as exc:
+        return Refused(exc, scheme, key)
+    return Passed(envelope, scheme)
+
+
+def size_check(request: IngestRequest) -> None:
+    if request.over_limit:
+        raise BodyTooLarge(settings.MILESTONE_INGEST_MAX_BYTES)
+
+
+def schemes_presented(headers: Mapping[str, str]) -> str:
+    """The schemes whose signature header was sent: ``legacy+webhook``, …, or ``none``."""
+    sent = [name for name, header in ((LEGACY, contract.LEGACY_SIGNATURE_HEADER),
+                                      (WEBHOOK, contract.WEBHOOK_SIGNATURE_HEADER))
+            if headers.get(header)]
+    return "+".join(sent) or "none"
+
+
+def schemes_verifiable(headers: Mapping[str, str]) -> list[str]:
+    """The schemes sent with every header they need; refuses a request with none."""
+    legacy = bool(headers.get(contract.LEGACY_SIGNATURE_HEADER))
+    webhook = bool(headers.get(contract.WEBHOOK_SIGNATURE_HEADER))
+    schemes = []
+    if legacy and headers.get(contract.LEGACY_TIMESTAMP_HEADER):
+        schemes.append(LEGACY)
+    if webhook and all(headers.get(h) for h in (contract.WEBHOOK_ID_HEADER,
+                                                 contract.WEBHOOK_TIMESTAMP_HEADER)):
+        schemes.append(WEBHOOK)
+    if schemes:
+        return schemes
+    if legacy:
+        missing = contract.LEGACY_TIMESTAMP_HEADER
+    elif webhook:
+        missing = f"{contract.WEBHOOK_ID_HEADER} or {contract.WEBHOOK_TIMESTAMP_HEADER}"
+    else:
+        missing = f"{contract.LEGACY_SIGNATURE_HEADER} or {contract.WEBHOOK_SIGNATURE_HEADER}"
+    raise SignatureRejected("missing_signature", f"missing signature header: {missing}")
+
+
+def body_json(body: bytes) -> Any:
+    try:
+        return contract.parse_json(body)
+    except contract.JsonInvalid as exc:
+        raise IngestRejected(
+            "invalid_json", "body is not valid JSON", errors={"body": [str(exc)]}
+        ) from None
+
+
+def envelope_validate(payload: Any) -> Validation:
+    """The schema's verdict on the whole envelope; raises nothing (later steps decide)."""
+    try:
+        return Validation(contract.validate_envelope(payload))
+    except contract.MilestoneInvalid as exc:
+        return Validation(None, exc.errors)
+
+
+def idempotency_key(payload: Any, validation: Validation) -> str | None:
+    """The envelope's idempotencyKey; refuses a body that is not an object with a valid one."""
+    errors = validation.errors
+    if "" in errors or "idempotencyKey" in errors:
+        at = "" if "" in errors else "idempotencyKey"
+        raise IngestRejected(
+            "missing_idempotency_key",
+            "body must be a JSON object with a valid idempotencyKey",
+            errors={at or "body": errors[at]},
         )
-        if webhook and complete_webhook:
-            self.schemes.append(WEBHOOK)
-        if self.schemes:
-            return
-        if legacy:
-            missing = contract.LEGACY_TIMESTAMP_HEADER
-        elif webhook:
-            missing = f"{contract.WEBHOOK_ID_HEADER} or {contract.WEBHOOK_TIMESTAMP_HEADER}"
-        else:
-            missing = f"{contract.LEGACY_SIGNATURE_HEADER} or {contract.WEBHOOK_SIGNATURE_HEADER}"
-        raise SignatureRejected("missing_signature", f"missing signature header: {missing}")
+    key = payload.get("idempotencyKey") if isinstance(payload, dict) else None
+    return key if contract.idempotency_key_valid(key) else None
 
-    def _json(self) -> Any:
+
+def signature_verify(
+    request: IngestRequest, payload: Any, *, schemes: list[str], key: str | None,
+    now: datetime,
+) -> str:
+    """The first of ``schemes`` whose signature verifies; else the first one's refusal."""
+    failures: list[SignatureRejected] = []
+    for scheme in schemes:
         try:
-            return contract.parse_json(self.request.body)
-        except contract.JsonInvalid as exc:
-            raise IngestRejected(
-                "invalid_json", "body is not valid JSON", errors={"body": [str(exc)]}
-            ) from None
-
-    def _idempotency_key(self, payload: Any) -> dict[str, list[str]]:
-        """Validate the envelope; refuse now if the key is unusable, else return the errors."""
-        try:
-            self._valid = contract.validate_envelope(payload)
-        except contract.MilestoneInvalid as exc:
-            errors = exc.errors
-        else:
-            errors = {}
-        key = payload.get("idempotencyKey") if isinstance(payload, dict) else None
-        if "" in errors or "idempotencyKey" in errors:
-            at = "" if "" in errors else "idempotencyKey"
-            raise IngestRejected(
-                "missing_idempotency_key",
-                "body must be a JSON object with a valid idempotencyKey",
-                errors={at or "body": errors[at]},
-            )
-        self.key = key if contract.idempotency_key_valid(key) else None
-        return errors
-
-    def _signature(self, payload: Any) -> None:
-        failures: list[SignatureRejected] = []
-        for scheme in self.schemes:
-            try:
-                self._verify(scheme, payload)
-            except SignatureRejected as exc:
-                failures.append(exc)
+            if scheme == LEGACY:
+                legacy_verify(request.headers, payload)
             else:
-                self.scheme = scheme
-                return
-        raise failures[0]
+                webhook_verify(request, key=key, now=now)
+        except SignatureRejected as exc:
+            failures.append(exc)
+        else:
+            return scheme
+    raise failures[0]
 
-    def _verify(self, scheme: str, payload: Any) -> None:
-        if scheme == LEGACY:
-            secrets = contract.parse_secret_list(settings.MILESTONE_SIGNING_SECRET)
-            signature = self._header(contract.LEGACY_SIGNATURE_HEADER)
-            if not contract.legacy_verify(secrets, payload, signature):
-                raise SignatureRejected("signature_invalid", "x-openclaw-signature does not match")
-            return
-        if self._header(contract.WEBHOOK_ID_HEADER) != self.key:
-            raise SignatureRejected("webhook_id_mismatch", "webhook-id must equal idempotencyKey")
-        try:
-            contract.webhook_verify(
-                contract.parse_secret_list(settings.MILESTONE_WEBHOOK_SECRET),
-                self._header(contract.WEBHOOK_ID_HEADER),
-                self._header(contract.WEBHOOK_TIMESTAMP_HEADER),
-                self._header(contract.WEBHOOK_SIGNATURE_HEADER),
-                self.request.body,
-                now=self.now,
-                tolerance_s=settings.MILESTONE_WEBHOOK_TOLERANCE_S,
-            )
-        except contract.SignatureError as exc:
-            code = "timestamp_out_of_tolerance" if "too " in exc.reason else "signature_invalid"
-            raise SignatureRejected(code, exc.reason) from None
 
-    def _envelope(self, payload: Any, errors: dict[str, list[str]]) -> contract.Envelope:
-        if self._valid is not None:
-            return self._valid
-        unstorable = [p for p, msgs in errors.items() if _UNSTORABLE.intersection(msgs)]
-        if unstorable:
-            raise IngestRejected(
-                "unstorable_content",
-                f"body holds content that cannot be stored at {unstorable[0]}",
-                errors=errors,
-            )
-        raise IngestRejected("invalid_event", "envelope or event is invalid", errors=errors)
+def legacy_verify(headers: Mapping[str, str], payload: Any) -> None:
+    secrets = contract.parse_secret_list(settings.MILESTONE_SIGNING_SECRET)
+    signature = headers.get(contract.LEGACY_SIGNATURE_HEADER, "")
+    if not contract.legacy_verify(secrets, payload, signature):
+        raise SignatureRejected("signature_invalid", "x-openclaw-signature does not match")
+
+
+def webhook_verify(request: IngestRequest, *, key: str | None, now: datetime) -> None:
+    headers = request.headers
+    msg_id = headers.get(contract.WEBHOOK_ID_HEADER, "")
+    if msg_id != key:
+        raise SignatureRejected("webhook_id_mismatch", "webhook-id must equal idempotencyKey")
+    try:
+        contract.webhook_verify(
+            contract.parse_secret_list(settings.MILESTONE_WEBHOOK_SECRET),
+            msg_id,
+            headers.get(contract.WEBHOOK_TIMESTAMP_HEADER, ""),
+            headers.get(contract.WEBHOOK_SIGNATURE_HEADER, ""),
+            request.body,
+            now=now,
+            tolerance_s=settings.MILESTONE_WEBHOOK_TOLERANCE_S,
+        )
+    except contract.SignatureError as exc:
+        out_of_tolerance = exc.code is contract.SignatureFailure.TIMESTAMP_OUT_OF_TOLERANCE
+        code = "timestamp_out_of_tolerance" if out_of_tolerance else "signature_invalid"
+        raise SignatureRejected(code, exc.reason) from None
+
+
+def envelope_valid(validation: Validation) -> contract.Envelope:
+    """The valid envelope; refuses an invalid one, naming unstorable content first."""
+    if validation.envelope is not None:
+        return validation.envelope
+    errors = validation.errors
+    unstorable = [p for p, msgs in errors.items() if _UNSTORABLE.intersection(msgs)]
+    if unstorable:
+        raise IngestRejected(
+            "unstorable_content",
+            f"body holds content that cannot be stored at {unstorable[0]}",
+            errors=errors,
+        )
+    raise IngestRejected("invalid_event", "envelope or event is invalid", errors=errors)

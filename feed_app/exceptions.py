@@ -44,3 +44,17 @@ class BadQuery(DomainError):
 class MilestoneNotFound(DomainError):
     status_code = 404
     status = "not_found"
+
+
+#: Every ``IngestRejected.code`` the ingest can record (the admin filters by these).
+REASON_CODES = (
+    "missing_signature",
+    "signature_invalid",
+    "timestamp_out_of_tolerance",
+    "webhook_id_mismatch",
+    "invalid_json",
+    "missing_idempotency_key",
+    "unstorable_content",
+    "invalid_event",
+    "body_too_large",
+)

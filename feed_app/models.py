@@ -42,15 +42,26 @@ class FeedItem(models.Model):
 
 
 class DeadLetter(models.Model):
-    """One rejected ingest request (projection of ``feed.ingest_rejected``).
+    """One rejected ingest request, or an aggregate of many (SPEC §4-5).
+
+    Not an event and not a projection: rejections need no global order, so they are
+    written here directly, without the event log's append lock, and expire after
+    ``MILESTONE_REJECTION_RETENTION_DAYS`` (``feed_app.tasks.rejections_expire``). Past
+    ``MILESTONE_REJECTION_DETAILS_PER_MINUTE`` rejections from one address in one minute,
+    the rest of that minute is counted in one ``aggregate`` row per reason (``count``,
+    ``recorded_at`` = first, ``last_at`` = last) instead of stored one by one.
 
     Holds what an operator needs to find and explain a rejection, never a secret: the
     signature headers are not kept, and of the body only a digest, its size and a short
     excerpt.
     """
 
-    position = models.BigIntegerField(primary_key=True)
-    recorded_at = models.DateTimeField()
+    id = models.BigAutoField(primary_key=True)
+    recorded_at = models.DateTimeField()  # the first rejection of the row
+    last_at = models.DateTimeField()  # the last one (= recorded_at unless aggregate)
+    count = models.PositiveIntegerField(default=1)
+    aggregate = models.BooleanField(default=False)
+    window_start = models.DateTimeField(null=True, blank=True)  # the minute aggregated
     http_status = models.PositiveSmallIntegerField()
     reason_code = models.CharField(max_length=40)
     reason = models.TextField()
@@ -63,12 +74,38 @@ class DeadLetter(models.Model):
     body_excerpt = models.TextField(blank=True)
 
     class Meta:
-        db_table = "feed_dead_letter"
-        ordering = ["-position"]
+        db_table = "feed_rejection"
+        ordering = ["-id"]
         indexes = [
-            models.Index(fields=["reason_code", "-position"], name="feed_dead_letter_reason"),
-            models.Index(fields=["idempotency_key"], name="feed_dead_letter_key"),
+            models.Index(fields=["reason_code", "-id"], name="feed_rejection_reason"),
+            models.Index(fields=["idempotency_key"], name="feed_rejection_key"),
+            models.Index(fields=["last_at"], name="feed_rejection_last_at"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["remote_addr", "window_start", "reason_code"],
+                condition=models.Q(aggregate=True),
+                name="feed_rejection_one_aggregate",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"#{self.position} {self.http_status} {self.reason_code}"
+        if self.aggregate:
+            return f"#{self.pk} {self.http_status} {self.reason_code} x{self.count}"
+        return f"#{self.pk} {self.http_status} {self.reason_code}"
+
+
+class RejectionWindow(models.Model):
+    """Rejections counted per client address and minute: the rate limit's state."""
+
+    pk = models.CompositePrimaryKey("remote_addr", "minute")
+    remote_addr = models.CharField(max_length=64)
+    minute = models.DateTimeField()
+    hits = models.PositiveIntegerField()
+
+    class Meta:
+        db_table = "feed_rejection_window"
+        indexes = [models.Index(fields=["minute"], name="feed_rejection_window_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.remote_addr} {self.minute:%Y-%m-%d %H:%M}: {self.hits}"

@@ -1,7 +1,12 @@
-"""The feed side's projections: the feed and the dead-letter, both applied inline.
+"""The feed side's projection: the feed, applied inline.
 
-Each batch is one multi-row INSERT (``unnest`` of arrays), so a rebuild of a million
-milestones is a few hundred statements rather than a million.
+(Ingest rejections are not events: ``feed_app.services.rejection_record`` writes them to
+their own bounded table, see docs/ARCHITECTURE.md. Logs from before that change still hold
+``feed.ingest_rejected`` events, which no projection reads any more.)
+
+Each ``apply`` writes its batch as one multi-row INSERT (``unnest`` of arrays), so a
+rebuild of a million milestones is a few hundred statements rather than a million; a batch
+of one (the ingest) is one prepared single-row INSERT.
 """
 
 from __future__ import annotations
@@ -15,10 +20,9 @@ from django.db import connection
 from clawdbot.contract import js_iso_timestamp, parse_timestamp
 from clawdbot.eventstore.projections import Projection
 from clawdbot.eventstore.store import RecordedEvent
-from feed_app.models import DeadLetter, FeedItem
+from feed_app.models import FeedItem
 
 MILESTONE_ACCEPTED = "feed.milestone_accepted"
-INGEST_REJECTED = "feed.ingest_rejected"
 
 _INSERT_ITEMS = """
 INSERT INTO feed_item (position, idempotency_key, milestone_id, timestamp, scope,
@@ -26,16 +30,6 @@ INSERT INTO feed_item (position, idempotency_key, milestone_id, timestamp, scope
 SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::text[],
                      %s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::timestamptz[])
 """
-
-_INSERT_DEAD_LETTERS = """
-INSERT INTO feed_dead_letter (position, recorded_at, http_status, reason_code, reason, errors,
-                              idempotency_key, scheme, remote_addr, body_sha256, body_bytes,
-                              body_excerpt)
-SELECT * FROM unnest(%s::bigint[], %s::timestamptz[], %s::int[], %s::text[], %s::text[],
-                     %s::jsonb[], %s::text[], %s::text[], %s::text[], %s::text[],
-                     %s::bigint[], %s::text[])
-"""
-
 
 _INSERT_ONE_ITEM = """
 INSERT INTO feed_item (position, idempotency_key, milestone_id, timestamp, scope,
@@ -45,9 +39,8 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s)
 
 
 def _insert(sql: str, rows: list[tuple[object, ...]]) -> None:
-    if rows:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])
 
 
 def _insert_one_item(row: tuple[object, ...]) -> None:
@@ -63,19 +56,14 @@ class FeedProjection(Projection):
 
     name = "feed"
     models = (FeedItem,)
+    types = frozenset({MILESTONE_ACCEPTED})
 
-    def handled_types(self) -> list[str]:
-        return [MILESTONE_ACCEPTED]
-
-    def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
-        rows = [self.row(e) for e in events if e.type == MILESTONE_ACCEPTED]
+    def apply(self, events: Sequence[RecordedEvent]) -> None:
+        rows = [self.row(e) for e in events]
         if len(rows) == 1:
             _insert_one_item(rows[0])
         else:
             _insert(_INSERT_ITEMS, rows)
-
-    def apply_feed_milestone_accepted(self, event: RecordedEvent) -> None:
-        _insert_one_item(self.row(event))
 
     @staticmethod
     def row(event: RecordedEvent) -> tuple[object, ...]:
@@ -97,38 +85,4 @@ class FeedProjection(Projection):
             json.dumps(milestone),
             json.dumps(item),
             event.recorded_at,
-        )
-
-
-class DeadLetterProjection(Projection):
-    """``feed.ingest_rejected`` -> one ``feed_dead_letter`` row."""
-
-    name = "feed_dead_letter"
-    models = (DeadLetter,)
-
-    def handled_types(self) -> list[str]:
-        return [INGEST_REJECTED]
-
-    def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
-        _insert(_INSERT_DEAD_LETTERS, [self.row(e) for e in events if e.type == INGEST_REJECTED])
-
-    def apply_feed_ingest_rejected(self, event: RecordedEvent) -> None:
-        _insert(_INSERT_DEAD_LETTERS, [self.row(event)])
-
-    @staticmethod
-    def row(event: RecordedEvent) -> tuple[object, ...]:
-        data = event.data
-        return (
-            event.position,
-            event.recorded_at,
-            data["httpStatus"],
-            data["reasonCode"],
-            data["reason"],
-            json.dumps(data.get("errors") or {}),
-            data.get("idempotencyKey") or "",
-            data["scheme"],
-            data.get("remoteAddr") or "",
-            data["bodySha256"],
-            data["bodyBytes"],
-            data.get("bodyExcerpt") or "",
         )

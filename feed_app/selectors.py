@@ -11,6 +11,7 @@ from typing import Any
 from django.db import connection
 
 from clawdbot.contract import js_iso_timestamp
+from clawdbot.counting import Count, capped_count
 from feed_app.exceptions import BadQuery, MilestoneNotFound
 from feed_app.models import DeadLetter, FeedItem
 
@@ -143,17 +144,21 @@ def feed_live_page(*, limit: int) -> LivePage:
     return LivePage(items=list(items[:limit]), after=after)
 
 
-def dead_letter_list(*, limit: int = 50, before: int | None = None) -> tuple[list[dict], int]:
-    """Rejections newest first (older than position ``before``), and how many there are."""
-    rows = DeadLetter.objects.order_by("-position")
+def dead_letter_list(*, limit: int = 50, before: int | None = None) -> tuple[list[dict], Count]:
+    """Rejections newest first (ids below ``before``), and how many rows there are.
+
+    The count is exact up to ``clawdbot.counting.COUNT_CAP`` rows and estimated past it:
+    a flood of junk must not make every read of the dead-letter scan the table.
+    """
+    rows = DeadLetter.objects.order_by("-id")
     if before is not None:
-        rows = rows.filter(position__lt=before)
-    return [dead_letter_json(row) for row in rows[:limit]], DeadLetter.objects.count()
+        rows = rows.filter(id__lt=before)
+    return [dead_letter_json(row) for row in rows[:limit]], capped_count(DeadLetter.objects.all())
 
 
 def dead_letter_json(row: DeadLetter) -> dict[str, Any]:
     item: dict[str, Any] = {
-        "position": row.position,
+        "id": row.id,
         "timestampUtc": js_iso_timestamp(row.recorded_at),
         "reason": row.reason,
         "reasonCode": row.reason_code,
@@ -163,6 +168,9 @@ def dead_letter_json(row: DeadLetter) -> dict[str, Any]:
         "remoteAddr": row.remote_addr,
         "bodySha256": row.body_sha256,
         "bodyBytes": row.body_bytes,
+        "count": row.count,
+        "aggregate": row.aggregate,
+        "lastAtUtc": js_iso_timestamp(row.last_at),
     }
     if row.idempotency_key:
         item["idempotencyKey"] = row.idempotency_key

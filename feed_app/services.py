@@ -3,32 +3,36 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from clawdbot.errors import ServiceUnavailable
-from clawdbot.eventstore import store
+from clawdbot.eventstore import projections
 from clawdbot.eventstore.store import ConcurrencyError, Expect, NewEvent
 from feed_app.broadcast import milestone_broadcast
-from feed_app.checks import IngestCheck, IngestRequest
+from feed_app.checks import IngestRequest, Refused, ingest_check
 from feed_app.exceptions import IngestRejected
 from feed_app.models import FeedItem
-from feed_app.projections import INGEST_REJECTED, MILESTONE_ACCEPTED
+from feed_app.projections import MILESTONE_ACCEPTED
 
 logger = logging.getLogger(__name__)
 
 #: How much of a rejected body the dead-letter keeps, in characters.
-EXCERPT_CHARS = 2048
-#: At most this many field errors are kept per rejection.
+EXCERPT_CHARS = 1024
+#: At most this many field errors are kept per rejection, each clipped.
 MAX_ERRORS = 50
+ERROR_PATH_CHARS = 200
+ERROR_MESSAGE_CHARS = 300
+REASON_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -45,20 +49,20 @@ def envelope_ingest(*, request: IngestRequest) -> IngestResult:
     """Verify, validate and store one ingest request (SPEC §3-4).
 
     Returns accepted or duplicate; raises ``IngestRejected`` after recording the rejection
-    as a ``feed.ingest_rejected`` event, and ``ServiceUnavailable`` when the database cannot
+    in the dead-letter (``rejection_record``), and ``ServiceUnavailable`` when the database cannot
     be reached (then nothing is stored). Duplicates are decided by the event store's unique
     stream version: exactly one of any number of concurrent identical requests is accepted.
     """
-    check = IngestCheck(request, now=timezone.now())
-    try:
-        envelope = check.run()
-    except IngestRejected as exc:
-        rejection_record(request=request, error=exc, scheme=check.scheme, key=check.key)
-        raise
+    verdict = ingest_check(request, now=timezone.now())
+    if isinstance(verdict, Refused):
+        rejection_record(request=request, error=verdict.rejection, scheme=verdict.scheme,
+                         key=verdict.key)
+        raise verdict.rejection
+    envelope = verdict.envelope
     data = {
         "idempotencyKey": envelope.idempotency_key,
         "sentAtUtc": envelope.sent_at_utc,
-        "scheme": check.scheme,
+        "scheme": verdict.scheme,
         "event": envelope.event.raw,
     }
     metadata = {"remoteAddr": request.remote_addr}
@@ -72,7 +76,7 @@ def _milestone_store(
 ) -> IngestResult:
     key = data["idempotencyKey"]
     try:
-        (recorded,) = store.append(
+        (recorded,) = projections.record(
             f"feed-ingest-{key}",
             [NewEvent(MILESTONE_ACCEPTED, data, metadata)],
             expected_version=Expect.NO_STREAM,
@@ -85,33 +89,69 @@ def _milestone_store(
     return IngestResult("accepted", milestone_id, recorded.position)
 
 
+_RECORD_REJECTION = """
+WITH win AS (
+    INSERT INTO feed_rejection_window AS w (remote_addr, minute, hits)
+    VALUES (%(addr)s, date_trunc('minute', statement_timestamp()), 1)
+    ON CONFLICT (remote_addr, minute) DO UPDATE SET hits = w.hits + 1
+    RETURNING w.hits, w.minute
+), detail AS (
+    INSERT INTO feed_rejection (recorded_at, last_at, count, aggregate, window_start,
+                                http_status, reason_code, reason, errors, idempotency_key,
+                                scheme, remote_addr, body_sha256, body_bytes, body_excerpt)
+    SELECT statement_timestamp(), statement_timestamp(), 1, false, NULL, %(status)s,
+           %(code)s, %(reason)s, %(errors)s::jsonb, %(key)s, %(scheme)s, %(addr)s,
+           %(sha)s, %(size)s, %(excerpt)s
+    FROM win WHERE win.hits <= %(limit)s
+)
+INSERT INTO feed_rejection AS r (recorded_at, last_at, count, aggregate, window_start,
+                                 http_status, reason_code, reason, errors, idempotency_key,
+                                 scheme, remote_addr, body_sha256, body_bytes, body_excerpt)
+SELECT statement_timestamp(), statement_timestamp(), 1, true, win.minute, %(status)s,
+       %(code)s, %(reason)s, '{}'::jsonb, %(key)s, %(scheme)s, %(addr)s, %(sha)s, %(size)s, ''
+FROM win WHERE win.hits > %(limit)s
+ON CONFLICT (remote_addr, window_start, reason_code) WHERE aggregate
+DO UPDATE SET count = r.count + 1, last_at = excluded.last_at
+"""
+
+
 def rejection_record(
     *, request: IngestRequest, error: IngestRejected, scheme: str, key: str | None
 ) -> None:
-    """Append a ``feed.ingest_rejected`` event (projected into the dead-letter).
+    """Record a rejection in the dead-letter (``feed_rejection``), cheaply and boundedly.
 
-    Keeps the reason, the field errors, the key when one was readable, the scheme, the
-    remote address, the body's SHA-256 and size and a short excerpt: never a header value.
+    One autocommit statement, no event and so no append lock: rejections need no global
+    order, and a flood of them must not queue behind (or in front of) accepted ingests.
+    It counts the rejection in its address's current minute; up to
+    ``MILESTONE_REJECTION_DETAILS_PER_MINUTE`` of them are kept one by one (reason, field
+    errors, the key when one was readable, the scheme, the address, the body's SHA-256 and
+    size and a short excerpt, never a header value), the rest of the minute only adds to
+    one aggregate row per reason. Every value is clipped to its column.
     """
-    data: dict[str, Any] = {
-        "httpStatus": error.status_code,
-        "reasonCode": error.code,
-        "reason": error.reason,
-        "errors": dict(list((error.errors or {}).items())[:MAX_ERRORS]),
-        "scheme": scheme,
-        "remoteAddr": request.remote_addr,
-        "bodySha256": hashlib.sha256(request.body).hexdigest(),
-        "bodyBytes": request.body_bytes if request.body_bytes is not None else len(request.body),
-        "bodyExcerpt": _excerpt(request.body),
+    errors = {
+        _clip(str(path), ERROR_PATH_CHARS): [_clip(str(m), ERROR_MESSAGE_CHARS) for m in msgs][:5]
+        for path, msgs in list((error.errors or {}).items())[:MAX_ERRORS]
     }
-    if key:
-        data["idempotencyKey"] = key
-    with _database_available(), transaction.atomic(durable=True):
-        store.append(
-            f"feed-rejection-{uuid.uuid4().hex}",
-            [NewEvent(INGEST_REJECTED, data)],
-            expected_version=Expect.NO_STREAM,
-        )
+    size = request.body_bytes if request.body_bytes is not None else len(request.body)
+    params = {
+        "addr": _clip(request.remote_addr, 64),
+        "limit": settings.MILESTONE_REJECTION_DETAILS_PER_MINUTE,
+        "status": error.status_code,
+        "code": _clip(error.code, 40),
+        "reason": _clip(error.reason, REASON_CHARS),
+        "errors": json.dumps(errors),
+        "key": _clip(key or "", 200),
+        "scheme": _clip(scheme, 20),
+        "sha": hashlib.sha256(request.body).hexdigest(),
+        "size": size,
+        "excerpt": _excerpt(request.body),
+    }
+    with _database_available(), connection.cursor() as cursor:
+        cursor.execute(_RECORD_REJECTION, params)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def _excerpt(body: bytes) -> str:

@@ -11,7 +11,7 @@ class OrchestratorConfig(AppConfig):
         from django_q.signals import post_spawn
 
         from clawdbot.eventstore import projections
-        from orchestrator_app.projection import OutboxProjection
+        from orchestrator_app.projections import OutboxProjection
 
         projections.register(OutboxProjection())
         # django-q2's hook for "a worker process started": the one place a long-lived

@@ -2,7 +2,7 @@
 
 ``Target`` is configuration, edited in the admin (pausing and resuming it are also recorded
 as events). ``EmittedMilestone``, ``Delivery`` and ``DeliveryAttempt`` are the outbox
-projection (``orchestrator_app.projection``): written only from ``outbox.*`` events, and
+projection (``orchestrator_app.projections``): written only from ``outbox.*`` events, and
 ``rebuild_projections`` reproduces them. The one exception is the worker's claim on a
 delivery (``lease_owner``, ``lease_expires_at``): it is coordination between live workers,
 not history, is cleared by the outcome of the attempt it guards, and would mean nothing

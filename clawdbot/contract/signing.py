@@ -22,6 +22,7 @@ import re
 import secrets as _random
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from .canonical import canonical_json, parse_json
@@ -35,6 +36,7 @@ __all__ = [
     "WEBHOOK_TIMESTAMP_HEADER",
     "WEBHOOK_TOLERANCE_S",
     "SignatureError",
+    "SignatureFailure",
     "envelope_bytes",
     "generate_legacy_secret",
     "generate_webhook_secret",
@@ -64,10 +66,22 @@ _compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allo
 _compact_ascii_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
-class SignatureError(Exception):
-    """A request's signature headers do not prove it; ``reason`` says why, for a 401."""
+class SignatureFailure(StrEnum):
+    """Why signature headers do not prove a request: a stable name for each case."""
 
-    def __init__(self, reason: str) -> None:
+    MISSING_HEADER = "missing_header"
+    MALFORMED_TIMESTAMP = "malformed_timestamp"
+    TIMESTAMP_OUT_OF_TOLERANCE = "timestamp_out_of_tolerance"
+    NO_V1_SIGNATURE = "no_v1_signature"
+    NO_MATCH = "no_match"
+
+
+class SignatureError(Exception):
+    """A request's signature headers do not prove it; ``code`` says which way (for
+    programs), ``reason`` says why in a sentence (for the 401 the sender sees)."""
+
+    def __init__(self, code: SignatureFailure, reason: str) -> None:
+        self.code = code
         self.reason = reason
         super().__init__(reason)
 
@@ -164,16 +178,19 @@ def webhook_sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 
 def _parse_unix_seconds(header: str) -> int:
     if not _UNIX_SECONDS.fullmatch(header.strip()):
-        raise SignatureError("webhook-timestamp is not a whole number of Unix seconds")
+        raise SignatureError(SignatureFailure.MALFORMED_TIMESTAMP,
+                             "webhook-timestamp is not a whole number of Unix seconds")
     return int(header)
 
 
 def _check_tolerance(timestamp: int, now: float, tolerance_s: int) -> None:
     drift = timestamp - now
     if drift < -tolerance_s:
-        raise SignatureError(f"webhook-timestamp is too old (over {tolerance_s}s in the past)")
+        raise SignatureError(SignatureFailure.TIMESTAMP_OUT_OF_TOLERANCE,
+                             f"webhook-timestamp is too old (over {tolerance_s}s in the past)")
     if drift > tolerance_s:
-        raise SignatureError(f"webhook-timestamp is too new (over {tolerance_s}s in the future)")
+        raise SignatureError(SignatureFailure.TIMESTAMP_OUT_OF_TOLERANCE,
+                             f"webhook-timestamp is too new (over {tolerance_s}s in the future)")
 
 
 def _v1_entries(header: str) -> list[bytes]:
@@ -202,24 +219,26 @@ def webhook_verify(
     matching v1 entry) and ValueError when ``secrets`` is empty or not base64.
     """
     _require_secrets(secrets, "webhook")
+    missing = SignatureFailure.MISSING_HEADER
     if not msg_id:
-        raise SignatureError(f"missing {WEBHOOK_ID_HEADER} header")
+        raise SignatureError(missing, f"missing {WEBHOOK_ID_HEADER} header")
     if not timestamp_header:
-        raise SignatureError(f"missing {WEBHOOK_TIMESTAMP_HEADER} header")
+        raise SignatureError(missing, f"missing {WEBHOOK_TIMESTAMP_HEADER} header")
     if not signature_header:
-        raise SignatureError(f"missing {WEBHOOK_SIGNATURE_HEADER} header")
+        raise SignatureError(missing, f"missing {WEBHOOK_SIGNATURE_HEADER} header")
     timestamp = _parse_unix_seconds(timestamp_header)
     _check_tolerance(timestamp, _epoch(now), tolerance_s)
     received = _v1_entries(signature_header)
     if not received:
-        raise SignatureError("webhook-signature holds no v1 signature")
+        raise SignatureError(SignatureFailure.NO_V1_SIGNATURE,
+                             "webhook-signature holds no v1 signature")
     matched = False
     for secret in secrets:
         expected = _utf8(_webhook_digest(_webhook_key(secret), msg_id, timestamp, body))
         for candidate in received:
             matched |= hmac.compare_digest(expected, candidate)
     if not matched:
-        raise SignatureError("no webhook-signature entry matches")
+        raise SignatureError(SignatureFailure.NO_MATCH, "no webhook-signature entry matches")
 
 
 # -- sending -----------------------------------------------------------------------------

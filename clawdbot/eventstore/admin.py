@@ -7,19 +7,19 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
-from clawdbot.admin import ReadOnlyAdmin
+from clawdbot.admin import ReadOnlyAdmin, indexed_values_filter
 from clawdbot.eventstore.models import Event, ProjectionCheckpoint, StreamIndex
 
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
     list_display = ("position", "type", "stream_id", "version", "recorded_at")
-    list_filter = ("type", ("recorded_at", admin.DateFieldListFilter))
+    list_filter = (indexed_values_filter("type", "type"),  # index event_type_position
+                   ("recorded_at", admin.DateFieldListFilter))
     search_fields = ("stream_id",)
     readonly_fields = ("position", "stream_id", "version", "type", "pretty_data",
                        "pretty_metadata", "recorded_at")
     exclude = ("data", "metadata")
-    show_full_result_count = False
 
     @admin.display(description="data")
     def pretty_data(self, obj: Event) -> str:

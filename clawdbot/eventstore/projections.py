@@ -1,57 +1,66 @@
 """Projections: read-model tables computed from the log, and the runner that feeds them.
 
-A projection is a set of pure functions of events, ``apply_<event_type>`` (dots and dashes
-in the type become underscores), over tables it alone writes. Two ways to run one:
+The contract, the same for every projection: a ``Projection`` names the event ``types`` it
+reads (``None``: every event) and the tables it alone writes (``models``), and defines one
+batch function, ``apply(events)``. The runner calls ``apply`` with events of those types
+only, in position order, in batches of any size (one append's events, a worker's batch of
+attempts, 5000 events of a rebuild). ``apply`` is a function of those events and of the
+projection's own tables, never of the clock or other state, so a replay reproduces what
+live application wrote. It is a batch function because bulk SQL pays: every projection
+here writes a batch in one or a few statements.
 
-* **inline** (default): applied by ``store.append`` inside the appending transaction, so
-  the tables are always exactly as current as the log. No checkpoint is needed.
+Two ways to run one:
+
+* **inline** (default): applied by ``record`` / ``record_batch`` inside the appending
+  transaction, so the tables are always exactly as current as the log. No checkpoint.
 * **tracked** (``inline = False``): a follower calls ``catch_up(name)``, which applies
   batches read after the projection's checkpoint and stores the new checkpoint in the same
   transaction as the rows, so each event is applied exactly once even across crashes.
 
-``rebuild(name)`` empties a projection's tables and replays the whole log into them in one
-transaction holding the append lock: readers see the old tables until it commits, writers
-wait, and the result is what the live projection would hold.
+``record`` is the way services write events: ``store.append`` (which only stores), then the
+inline projections. ``rebuild(name)`` empties a projection's tables and replays the whole
+log into them in one transaction holding the append lock: readers see the old tables until
+it commits, writers wait, and the result is what the live projection would hold.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 from django.db import connection, models, transaction
 
 from clawdbot.eventstore import store
 from clawdbot.eventstore.models import ProjectionCheckpoint
-from clawdbot.eventstore.store import RecordedEvent
+from clawdbot.eventstore.store import ExpectedVersion, NewEvent, RecordedEvent
 
 
 class Projection:
-    """Base class. Subclasses set ``name`` and ``models`` and define ``apply_<type>``."""
+    """Base class: set ``name``, ``models`` and ``types``, define ``apply``."""
 
     name: ClassVar[str]
     models: ClassVar[tuple[type[models.Model], ...]]
+    #: The event types ``apply`` is given; ``None`` means every event.
+    types: ClassVar[frozenset[str] | None]
     inline: ClassVar[bool] = True
 
-    def handler(self, event_type: str) -> Callable[[RecordedEvent], None] | None:
-        attr = "apply_" + event_type.replace(".", "_").replace("-", "_")
-        return getattr(self, attr, None)
-
-    def handled_types(self) -> list[str] | None:
-        """Event types worth reading on a rebuild; ``None`` means every event."""
-        return None
-
-    def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
-        """Apply events in position order. Override to write a batch in fewer statements."""
-        for event in events:
-            if handler := self.handler(event.type):
-                handler(event)
+    def apply(self, events: Sequence[RecordedEvent]) -> None:
+        """Apply a non-empty batch of events of ``types``, in position order."""
+        raise NotImplementedError
 
     def reset(self) -> None:
         """Empty the projection's tables (inside the rebuild transaction)."""
         tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in self.models)
         with connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {tables}")
+
+
+def _apply(projection: Projection, events: Sequence[RecordedEvent]) -> None:
+    types = projection.types
+    chosen = events if types is None else [e for e in events if e.type in types]
+    if chosen:
+        projection.apply(chosen)
 
 
 _registry: dict[str, Projection] = {}
@@ -73,11 +82,36 @@ def get(name: str) -> Projection:
         raise KeyError(f"no projection named {name!r} (known: {known})") from None
 
 
-def apply_inline(events: Sequence[RecordedEvent]) -> None:
-    """Apply new events to every inline projection (called by ``store.append``)."""
+@dataclass(frozen=True)
+class Append:
+    """One stream's part of a ``record_batch``."""
+
+    stream_id: str
+    events: Sequence[NewEvent]
+    expected_version: ExpectedVersion
+
+
+def record(
+    stream_id: str, events: Sequence[NewEvent], *, expected_version: ExpectedVersion
+) -> list[RecordedEvent]:
+    """Append ``events`` and apply the inline projections to them, in the caller's
+    transaction (see ``store.append`` for the precondition and ``ConcurrencyError``)."""
+    return record_batch([Append(stream_id, events, expected_version)])
+
+
+def record_batch(appends: Sequence[Append]) -> list[RecordedEvent]:
+    """``record`` for several streams: every append, then each inline projection once for
+    the whole batch (one set of statements instead of one per stream). A ``ConcurrencyError``
+    from a later append leaves the earlier ones stored but unprojected: the caller must let
+    it roll the transaction back (a single ``record`` writes nothing, so it may go on)."""
+    recorded: list[RecordedEvent] = []
+    for item in appends:
+        recorded += store.append(item.stream_id, item.events,
+                                 expected_version=item.expected_version)
     for projection in _registry.values():
         if projection.inline:
-            projection.apply_batch(events)
+            _apply(projection, recorded)
+    return recorded
 
 
 def catch_up(name: str, *, batch_size: int = 5000, max_batches: int | None = None) -> int:
@@ -93,7 +127,7 @@ def catch_up(name: str, *, batch_size: int = 5000, max_batches: int | None = Non
             batch = store.read_all(after=checkpoint.position, limit=batch_size)
             if not batch:
                 break
-            projection.apply_batch(batch)
+            _apply(projection, batch)
             checkpoint.position = batch[-1].position
             checkpoint.save(update_fields=["position", "updated_at"])
         seen += len(batch)
@@ -112,14 +146,14 @@ def rebuild(
     ``progress(done, total)`` is called after each batch, counting events to replay.
     """
     projection = get(name)
+    types = sorted(projection.types) if projection.types is not None else None
     applied = 0
     with transaction.atomic(durable=True):
         store.lock_appends()
-        types = projection.handled_types()
         total = store.count(types=types)
         projection.reset()
         for batch in store.iter_all(batch_size=batch_size, types=types):
-            projection.apply_batch(batch)
+            _apply(projection, batch)
             applied += len(batch)
             if progress:
                 progress(applied, total)

@@ -78,15 +78,15 @@ def append(
     events: Sequence[NewEvent],
     *,
     expected_version: ExpectedVersion,
-    project: bool = True,
 ) -> list[RecordedEvent]:
-    """Append ``events`` to ``stream_id`` inside the caller's transaction.
+    """Append ``events`` to ``stream_id`` inside the caller's transaction; store only.
 
     Precondition: an atomic block is open (the events commit or roll back with the
     caller's other writes). ``expected_version`` is the stream's current version (0 for an
     empty stream), ``Expect.NO_STREAM`` or ``Expect.ANY``. On a mismatch raises
-    ``ConcurrencyError`` and writes nothing; the transaction stays usable. With ``project``
-    the inline projections are applied to the new events in the same transaction.
+    ``ConcurrencyError`` and writes nothing; the transaction stays usable. Read models are
+    not touched: services record through ``projections.record``, which appends here and
+    then applies the inline projections.
     """
     if not events:
         return []
@@ -106,15 +106,10 @@ def append(
         # Nothing was inserted: the version guard failed or the unique (stream, version)
         # index decided. Under the append lock a partial insert cannot happen.
         raise ConcurrencyError(stream_id, expected_version, stream_version(stream_id))
-    recorded = [
+    return [
         RecordedEvent(pos, stream_id, version, e.type, e.data, e.metadata, at)
         for (pos, version, at), e in zip(rows, events, strict=True)
     ]
-    if project:
-        from clawdbot.eventstore import projections
-
-        projections.apply_inline(recorded)
-    return recorded
 
 
 def _insert(params: list[Any]) -> list[tuple[Any, ...]]:
@@ -124,19 +119,6 @@ def _insert(params: list[Any]) -> list[tuple[Any, ...]]:
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(_APPEND, params, prepare=True)
         return cursor.fetchall()
-
-
-def append_one(
-    stream_id: str,
-    type: str,
-    data: dict[str, Any],
-    *,
-    expected_version: ExpectedVersion,
-    metadata: dict[str, Any] | None = None,
-) -> RecordedEvent:
-    """``append`` for the common case of one event."""
-    event = NewEvent(type, data, metadata or {})
-    return append(stream_id, [event], expected_version=expected_version)[0]
 
 
 def stream_version(stream_id: str) -> int:
@@ -233,7 +215,6 @@ __all__ = [
     "NewEvent",
     "RecordedEvent",
     "append",
-    "append_one",
     "iter_all",
     "last_position",
     "lock_appends",

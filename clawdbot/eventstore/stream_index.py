@@ -28,9 +28,10 @@ class StreamIndexProjection(Projection):
 
     name = "stream_index"
     models = (StreamIndex,)
+    types = None
     inline = False
 
-    def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
+    def apply(self, events: Sequence[RecordedEvent]) -> None:
         latest: dict[str, list[object]] = {}
         for e in events:
             row = latest.get(e.stream_id)
@@ -38,8 +39,6 @@ class StreamIndexProjection(Projection):
                 latest[e.stream_id] = [e.version, e.position, e.position, e.type, e.recorded_at]
             else:
                 row[0], row[2], row[3], row[4] = e.version, e.position, e.type, e.recorded_at
-        if not latest:
-            return
         columns = list(zip(*latest.values(), strict=True))
         with connection.cursor() as cursor:
             cursor.execute(_UPSERT, [list(latest), *map(list, columns)])

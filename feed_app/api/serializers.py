@@ -67,7 +67,7 @@ class FeedOneSerializer(serializers.Serializer):
 
 
 class DeadLetterItemSerializer(serializers.Serializer):
-    position = serializers.IntegerField()
+    id = serializers.IntegerField()
     timestampUtc = serializers.DateTimeField()  # noqa: N815
     reason = serializers.CharField()
     reasonCode = serializers.CharField()  # noqa: N815
@@ -78,12 +78,17 @@ class DeadLetterItemSerializer(serializers.Serializer):
     remoteAddr = serializers.CharField()  # noqa: N815
     bodySha256 = serializers.CharField()  # noqa: N815
     bodyBytes = serializers.IntegerField()  # noqa: N815
+    count = serializers.IntegerField(help_text="rejections in this row (1 unless aggregate)")
+    aggregate = serializers.BooleanField(
+        help_text="past the per-address, per-minute limit: one row counts the rest")
+    lastAtUtc = serializers.DateTimeField()  # noqa: N815
 
 
 class DeadLetterPageSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     items = DeadLetterItemSerializer(many=True)
-    count = serializers.IntegerField()
+    count = serializers.IntegerField(help_text="rows; exact up to 10,000, estimated past it")
+    countExact = serializers.BooleanField()  # noqa: N815
 
 
 def _header(name: str, description: str) -> OpenApiParameter:

@@ -97,7 +97,7 @@ class DeadLetterView(APIView):
     @extend_schema(
         summary="Rejected ingest requests, newest first (operators only)",
         parameters=[OpenApiParameter("limit", int, description="1…200, default 50"),
-                    OpenApiParameter("before", int, description="position to page below")],
+                    OpenApiParameter("before", int, description="id to page below")],
         responses={200: s.DeadLetterPageSerializer, 401: _REJECTED, 403: _REJECTED},
     )
     def get(self, request: Request) -> Response:
@@ -105,7 +105,8 @@ class DeadLetterView(APIView):
         limit = 50 if limit is None else min(max(limit, 1), 200)
         items, count = selectors.dead_letter_list(limit=limit,
                                                   before=_int_param(request, "before"))
-        return Response({"ok": True, "items": items, "count": count})
+        return Response({"ok": True, "items": items, "count": count.value,
+                         "countExact": count.exact})
 
 
 def _int_param(request: Request, name: str) -> int | None:

@@ -29,12 +29,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from clawdbot.contract import envelope_bytes, js_iso_timestamp, signed_headers
-from clawdbot.eventstore import projections, store
-from clawdbot.eventstore.store import Expect, NewEvent, RecordedEvent
+from clawdbot.eventstore import projections
+from clawdbot.eventstore.store import Expect, NewEvent
 from orchestrator_app import events as ev
 from orchestrator_app import retry
 from orchestrator_app.models import OPEN_STATUSES, Delivery, EmittedMilestone, Status, Target
-from orchestrator_app.services.triage import target_pause_inner
+from orchestrator_app.services.triage import target_pause_event
 from orchestrator_app.transport import Transport, TransportResponse
 
 log = logging.getLogger(__name__)
@@ -130,13 +130,11 @@ def deliveries_claim(
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM, params)
         rows = sorted(cursor.fetchall(), key=lambda r: r[1])
-    recorded: list[RecordedEvent] = []
-    for delivery_id, _, key, number in rows:
-        started = ev.event(ev.DELIVERY_ATTEMPT_STARTED, deliveryId=str(delivery_id),
-                           number=number, claim=token, worker=worker)
-        recorded += store.append(ev.milestone_stream(key), [started],
-                                 expected_version=Expect.ANY, project=False)
-    projections.apply_inline(recorded)
+    recorded = projections.record_batch([
+        projections.Append(ev.milestone_stream(key), [ev.event(
+            ev.DELIVERY_ATTEMPT_STARTED, deliveryId=str(delivery_id), number=number,
+            claim=token, worker=worker)], Expect.ANY)
+        for delivery_id, _, key, number in rows])
     return [Claim(str(row[0]), token, worker, e.position)
             for row, e in zip(rows, recorded, strict=True)]
 
@@ -220,42 +218,52 @@ def _error(response: TransportResponse) -> str:
     return f"HTTP {response.status_code}: {_excerpt(response.body)[:300]}".strip()
 
 
-@transaction.atomic(durable=True)
 def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
     """Record attempts and the states they lead to (SPEC §7 rules); release the leases.
 
     One transaction for a batch, rows locked in key order. An attempt that ends after its
     delivery left the open statuses (discarded meanwhile, or finished by a worker that took
-    over an expired lease) is recorded, changing nothing else.
+    over an expired lease) is recorded, changing nothing else. Everything but the append
+    (locking, leases, a 410's pause) happens before it, since the append lock is held from
+    the append to the commit; the rows returned are read after the commit.
     """
     ids = sorted(s.claim.delivery_id for s in sent)
-    rows = {str(d.pk): d for d in Delivery.objects.select_for_update().filter(pk__in=ids)
-            .order_by("pk")}
-    targets = Target.objects.in_bulk({d.target for d in rows.values()}, field_name="name")
-    gone: dict[str, Target] = {}
-    recorded = []
-    for item in sent:
-        delivery = rows[item.claim.delivery_id]
-        target = targets.get(delivery.target)
-        recorded += _record_one(delivery, target, item)
-        if item.response.status_code == 410 and target is not None and target.paused_at is None:
-            gone[target.name] = target
-    projections.apply_inline(recorded)  # the batch at once, in this transaction
-    # Only the lease each attempt was sent under: a row whose lease expired and was taken
-    # over by another claim keeps that claim's lease.
-    for owner in {s.claim.owner for s in sent}:
-        mine = [s.claim.delivery_id for s in sent if s.claim.owner == owner]
-        Delivery.objects.filter(pk__in=mine, lease_owner=owner).update(
-            lease_owner="", lease_expires_at=None)
-    for target in gone.values():
-        # The host only: a URL may carry credentials, and events are kept forever.
-        host = urlsplit(target.resolved_url()).hostname or "?"
-        target_pause_inner(target=target, actor="", reason=f"410 Gone from {host}")
+    with transaction.atomic(durable=True):
+        rows = {str(d.pk): d for d in Delivery.objects.select_for_update().filter(pk__in=ids)
+                .order_by("pk")}
+        targets = Target.objects.in_bulk({d.target for d in rows.values()}, field_name="name")
+        # Only the lease each attempt was sent under: a row whose lease expired and was
+        # taken over by another claim keeps that claim's lease.
+        for owner in {s.claim.owner for s in sent}:
+            mine = [s.claim.delivery_id for s in sent if s.claim.owner == owner]
+            Delivery.objects.filter(pk__in=mine, lease_owner=owner).update(
+                lease_owner="", lease_expires_at=None)
+        appends = [_attempt_append(rows[item.claim.delivery_id],
+                                   targets.get(rows[item.claim.delivery_id].target), item)
+                   for item in sent]
+        appends += _gone_pauses(sent, rows, targets)
+        projections.record_batch(appends)  # the batch at once, in this transaction
     fresh = {str(k): d for k, d in Delivery.objects.in_bulk(ids).items()}
     return [fresh[s.claim.delivery_id] for s in sent]
 
 
-def _record_one(delivery: Delivery, target: Target | None, sent: Sent) -> list[RecordedEvent]:
+def _gone_pauses(sent: Sequence[Sent], rows: dict[str, Delivery],
+                 targets: dict[str, Target]) -> list[projections.Append]:
+    """Pause each unpaused target that answered 410 Gone."""
+    gone = {t.name: t for item in sent if item.response.status_code == 410
+            if (t := targets.get(rows[item.claim.delivery_id].target)) is not None
+            and t.paused_at is None}
+    pauses = []
+    for target in gone.values():
+        # The host only: a URL may carry credentials, and events are kept forever.
+        host = urlsplit(target.resolved_url()).hostname or "?"
+        paused = target_pause_event(target=target, actor="", reason=f"410 Gone from {host}")
+        pauses.append(projections.Append(ev.target_stream(target.name), [paused], Expect.ANY))
+    return pauses
+
+
+def _attempt_append(delivery: Delivery, target: Target | None, sent: Sent
+                    ) -> projections.Append:
     response = sent.response
     verdict = retry.classify(response.status_code, response.body)
     attempted = {
@@ -282,8 +290,8 @@ def _record_one(delivery: Delivery, target: Target | None, sent: Sent) -> list[R
     new_events = [ev.event(ev.DELIVERY_ATTEMPTED, outcome=outcome, **attempted)]
     if follow is not None:
         new_events.append(follow)
-    return store.append(ev.milestone_stream(delivery.idempotency_key), new_events,
-                        expected_version=Expect.ANY, project=False)
+    return projections.Append(ev.milestone_stream(delivery.idempotency_key), new_events,
+                              Expect.ANY)
 
 
 def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict,

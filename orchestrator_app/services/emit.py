@@ -21,7 +21,7 @@ from clawdbot.contract import (
     js_iso_timestamp,
     validate_milestone,
 )
-from clawdbot.eventstore import store
+from clawdbot.eventstore import projections
 from clawdbot.eventstore.store import Expect
 from orchestrator_app import events as ev
 from orchestrator_app.exceptions import MilestoneRejected
@@ -128,7 +128,7 @@ def milestone_emit(
                  milestoneId=clean["milestoneId"], target=q.target, nextAttemptAtUtc=due)
         for q in queued
     ]
-    store.append(ev.milestone_stream(key), new_events, expected_version=Expect.NO_STREAM)
+    projections.record(ev.milestone_stream(key), new_events, expected_version=Expect.NO_STREAM)
     outbox_wake()
     line = {"sentAtUtc": sent_at_utc, "event": clean}
     transaction.on_commit(lambda: milestone_log_append(line=line))

@@ -1,6 +1,8 @@
 """Operator actions: requeue and discard deliveries, pause and resume targets.
 
-Each one is an event naming who did it and why; reasons are required.
+Each one is an event naming who did it and why; reasons are required. Each locks what it
+changes, then records its event last: the append lock is held from the append to the
+commit, so nothing else is done while it is held.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from clawdbot.contract import js_iso_timestamp
-from clawdbot.eventstore import store
-from clawdbot.eventstore.store import Expect
+from clawdbot.eventstore import projections
+from clawdbot.eventstore.store import Expect, NewEvent
 from orchestrator_app import events as ev
 from orchestrator_app.exceptions import DeliveryNotFound, DeliveryNotTriageable, UnknownTarget
 from orchestrator_app.models import OPEN_STATUSES, UNDELIVERABLE_STATUSES, Delivery, Target
@@ -33,47 +35,44 @@ def _reason(reason: str) -> str:
     return reason
 
 
-@transaction.atomic(durable=True)
 def delivery_requeue(
     *, delivery_id: str, actor: str, reason: str,
     from_statuses: Iterable[str] = UNDELIVERABLE_STATUSES,
 ) -> Delivery:
     """Put a delivery back to ``pending``, due now, with a fresh set of attempts."""
-    delivery = _locked(delivery_id)
-    if delivery.status not in set(from_statuses):
-        raise DeliveryNotTriageable(f"delivery {delivery_id} is {delivery.status}; not requeued")
-    due = js_iso_timestamp(timezone.now())
-    store.append(ev.milestone_stream(delivery.idempotency_key), [
-        ev.event(ev.DELIVERY_REQUEUED, actor, deliveryId=str(delivery.pk), actor=actor,
-                 reason=_reason(reason), nextAttemptAtUtc=due),
-    ], expected_version=Expect.ANY)
-    outbox_wake()
-    delivery.refresh_from_db()
-    return delivery
+    with transaction.atomic(durable=True):
+        delivery = _locked(delivery_id)
+        if delivery.status not in set(from_statuses):
+            raise DeliveryNotTriageable(
+                f"delivery {delivery_id} is {delivery.status}; not requeued")
+        requeued = ev.event(ev.DELIVERY_REQUEUED, actor, deliveryId=str(delivery.pk),
+                            actor=actor, reason=_reason(reason),
+                            nextAttemptAtUtc=js_iso_timestamp(timezone.now()))
+        outbox_wake()
+        projections.record(ev.milestone_stream(delivery.idempotency_key), [requeued],
+                           expected_version=Expect.ANY)
+    return Delivery.objects.get(pk=delivery.pk)
 
 
-@transaction.atomic(durable=True)
 def delivery_discard(*, delivery_id: str, actor: str, reason: str) -> Delivery:
     """Give up on a delivery for good (it is undeliverable or no longer wanted)."""
-    delivery = _locked(delivery_id)
-    if delivery.status not in (*UNDELIVERABLE_STATUSES, *OPEN_STATUSES):
-        raise DeliveryNotTriageable(f"delivery {delivery_id} is {delivery.status}; not discarded")
-    store.append(ev.milestone_stream(delivery.idempotency_key), [
-        ev.event(ev.DELIVERY_DISCARDED, actor, deliveryId=str(delivery.pk), actor=actor,
-                 reason=_reason(reason)),
-    ], expected_version=Expect.ANY)
-    delivery.refresh_from_db()
-    return delivery
+    with transaction.atomic(durable=True):
+        delivery = _locked(delivery_id)
+        if delivery.status not in (*UNDELIVERABLE_STATUSES, *OPEN_STATUSES):
+            raise DeliveryNotTriageable(
+                f"delivery {delivery_id} is {delivery.status}; not discarded")
+        discarded = ev.event(ev.DELIVERY_DISCARDED, actor, deliveryId=str(delivery.pk),
+                             actor=actor, reason=_reason(reason))
+        projections.record(ev.milestone_stream(delivery.idempotency_key), [discarded],
+                           expected_version=Expect.ANY)
+    return Delivery.objects.get(pk=delivery.pk)
 
 
-def target_pause_inner(*, target: Target, actor: str, reason: str) -> Target:
-    """Hold every delivery to ``target`` (inside the caller's transaction)."""
-    store.append(ev.target_stream(target.name), [
-        ev.event(ev.TARGET_PAUSED, actor, target=target.name, actor=actor, reason=reason),
-    ], expected_version=Expect.ANY)
+def target_pause_event(*, target: Target, actor: str, reason: str) -> NewEvent:
+    """The pause of ``target``, with its row already marked paused (inside the caller's
+    transaction); the caller records the event, so the append lock is taken last."""
     Target.objects.filter(pk=target.pk).update(paused_at=timezone.now(), paused_reason=reason)
-    target.refresh_from_db()
-    return target
+    return ev.event(ev.TARGET_PAUSED, actor, target=target.name, actor=actor, reason=reason)
 
 
 def _target(name: str) -> Target:
@@ -83,20 +82,22 @@ def _target(name: str) -> Target:
         raise UnknownTarget(f"no target named {name!r}") from None
 
 
-@transaction.atomic(durable=True)
 def target_pause(*, name: str, actor: str, reason: str) -> Target:
-    return target_pause_inner(target=_target(name), actor=actor, reason=_reason(reason))
+    """Hold every delivery to the target named ``name``."""
+    with transaction.atomic(durable=True):
+        target = _target(name)
+        paused = target_pause_event(target=target, actor=actor, reason=_reason(reason))
+        projections.record(ev.target_stream(name), [paused], expected_version=Expect.ANY)
+    return Target.objects.get(pk=target.pk)
 
 
-@transaction.atomic(durable=True)
 def target_resume(*, name: str, actor: str, reason: str) -> Target:
     """Let held deliveries go again; they are attempted as soon as they are due."""
-    target = _target(name)
-    store.append(ev.target_stream(target.name), [
-        ev.event(ev.TARGET_RESUMED, actor, target=target.name, actor=actor,
-                 reason=_reason(reason)),
-    ], expected_version=Expect.ANY)
-    Target.objects.filter(pk=target.pk).update(paused_at=None, paused_reason="")
-    outbox_wake()
-    target.refresh_from_db()
-    return target
+    with transaction.atomic(durable=True):
+        target = _target(name)
+        resumed = ev.event(ev.TARGET_RESUMED, actor, target=name, actor=actor,
+                           reason=_reason(reason))
+        Target.objects.filter(pk=target.pk).update(paused_at=None, paused_reason="")
+        outbox_wake()
+        projections.record(ev.target_stream(name), [resumed], expected_version=Expect.ANY)
+    return Target.objects.get(pk=target.pk)

@@ -11,6 +11,7 @@ import pytest
 
 from clawdbot.contract import (
     SignatureError,
+    SignatureFailure,
     envelope_bytes,
     generate_legacy_secret,
     generate_webhook_secret,
@@ -123,8 +124,9 @@ def test_webhook_accepts_any_of_several_v1_entries_and_skips_other_versions() ->
 
 
 def test_webhook_rejects_a_tampered_body() -> None:
-    with pytest.raises(SignatureError, match="no webhook-signature entry matches"):
+    with pytest.raises(SignatureError, match="no webhook-signature entry matches") as caught:
         verify(signed(), body=BODY.replace(b"done", b"d0ne"))
+    assert caught.value.code is SignatureFailure.NO_MATCH
 
 
 def test_webhook_signature_covers_the_raw_bytes_not_the_parsed_content() -> None:
@@ -146,8 +148,9 @@ def test_webhook_accepts_timestamps_within_five_minutes(offset: int) -> None:
 
 @pytest.mark.parametrize(("offset", "reason"), [(-301, "too old"), (301, "too new")])
 def test_webhook_rejects_timestamps_outside_five_minutes(offset: int, reason: str) -> None:
-    with pytest.raises(SignatureError, match=reason):
+    with pytest.raises(SignatureError, match=reason) as caught:
         verify(signed(timestamp=NOW + offset), timestamp_header=str(NOW + offset))
+    assert caught.value.code is SignatureFailure.TIMESTAMP_OUT_OF_TOLERANCE
 
 
 def test_webhook_tolerance_is_adjustable_and_now_may_be_a_datetime() -> None:
@@ -157,26 +160,29 @@ def test_webhook_tolerance_is_adjustable_and_now_may_be_a_datetime() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "reason"),
+    ("field", "value", "reason", "code"),
     [
-        ("msg_id", None, "missing webhook-id header"),
-        ("msg_id", "", "missing webhook-id header"),
-        ("timestamp_header", None, "missing webhook-timestamp header"),
-        ("signature_header", "", "missing webhook-signature header"),
-        ("timestamp_header", "12a", "not a whole number"),
-        ("timestamp_header", "-5", "not a whole number"),
-        ("timestamp_header", "1.5e9", "not a whole number"),
-        ("timestamp_header", "١٢٣", "not a whole number"),
-        ("signature_header", "garbage", "no v1 signature"),
-        ("signature_header", "v1a,abc v2,def", "no v1 signature"),
-        ("signature_header", "v1,", "no v1 signature"),
+        ("msg_id", None, "missing webhook-id header", "missing_header"),
+        ("msg_id", "", "missing webhook-id header", "missing_header"),
+        ("timestamp_header", None, "missing webhook-timestamp header", "missing_header"),
+        ("signature_header", "", "missing webhook-signature header", "missing_header"),
+        ("timestamp_header", "12a", "not a whole number", "malformed_timestamp"),
+        ("timestamp_header", "-5", "not a whole number", "malformed_timestamp"),
+        ("timestamp_header", "1.5e9", "not a whole number", "malformed_timestamp"),
+        ("timestamp_header", "١٢٣", "not a whole number", "malformed_timestamp"),
+        ("signature_header", "garbage", "no v1 signature", "no_v1_signature"),
+        ("signature_header", "v1a,abc v2,def", "no v1 signature", "no_v1_signature"),
+        ("signature_header", "v1,", "no v1 signature", "no_v1_signature"),
     ],
 )
-def test_malformed_webhook_headers_give_clear_reasons(field: str, value: Any, reason: str) -> None:
+def test_malformed_webhook_headers_give_clear_reasons_and_codes(
+    field: str, value: Any, reason: str, code: str
+) -> None:
     overrides = {field: value}
     with pytest.raises(SignatureError, match=reason) as caught:
         verify(overrides.pop("signature_header", signed()), **overrides)
     assert caught.value.reason == str(caught.value)
+    assert caught.value.code == code
 
 
 def test_webhook_secret_without_prefix_is_base64_decoded_as_the_libraries_do() -> None:

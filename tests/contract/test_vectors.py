@@ -1,4 +1,8 @@
-"""The signature vectors computed by the Node.js sender (shared/contract)."""
+"""The signature vectors computed by the Node.js sender.
+
+The project keeps its own copy in ``tests/data/``; where the shared contract directory
+exists beside the repository (or at ``$CLAWDBOT_SHARED_DIR``), the copy must equal it.
+"""
 
 from __future__ import annotations
 
@@ -17,17 +21,26 @@ from clawdbot.contract import (
     webhook_verify,
 )
 
-from .conftest import shared_dir
+from .conftest import REPO_ROOT, shared_dir
 
-VECTORS = shared_dir() / "contract" / "signature-vectors.json"
+VECTORS = REPO_ROOT / "tests" / "data" / "signature-vectors.json"
+SHARED_VECTORS = shared_dir() / "contract" / "signature-vectors.json"
 
 
 def _cases(section: str) -> list[Any]:
-    if not VECTORS.is_file():
-        reason = f"{VECTORS} not found (set CLAWDBOT_SHARED_DIR)"
-        return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="no-vectors")]
     cases = json.loads(VECTORS.read_text(encoding="utf-8"))["cases"]
     return [pytest.param(case, id=case["name"]) for case in cases if section in case]
+
+
+def test_the_vectors_cover_every_section() -> None:
+    assert all(_cases(section) for section in ("canonical", "legacy", "standardWebhooks"))
+
+
+if SHARED_VECTORS.is_file():  # collected only where the shared contract is checked out
+
+    def test_the_copy_of_the_vectors_equals_the_shared_contract() -> None:
+        assert VECTORS.read_bytes() == SHARED_VECTORS.read_bytes(), (
+            f"{VECTORS} differs from {SHARED_VECTORS}: copy the shared file over it")
 
 
 @pytest.mark.parametrize("case", _cases("canonical"))

@@ -62,3 +62,44 @@ def test_rebuild_command_reports_progress_and_totals():
 def test_rebuild_command_names_an_unknown_projection():
     with pytest.raises(CommandError, match="no projection named 'nope'"):
         call_command("rebuild_projections", "--projection", "nope")
+
+
+class _Collect(projections.Projection):
+    """An inline projection with no tables that remembers each batch it was given."""
+
+    name = "test_collect"
+    models = ()
+    types = frozenset({"wanted"})
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[str, str]]] = []
+
+    def apply(self, events):
+        self.batches.append([(e.stream_id, e.type) for e in events])
+
+
+@pytest.fixture
+def collect():
+    projection = _Collect()
+    projections.register(projection)
+    yield projection
+    projections._registry.pop(projection.name)
+
+
+def test_append_only_stores_and_record_applies_inline_projections(collect):
+    with transaction.atomic():
+        store.append("s", [NewEvent("wanted", {})], expected_version=Expect.ANY)
+        assert collect.batches == []
+        projections.record("s", [NewEvent("wanted", {}), NewEvent("other", {})],
+                           expected_version=Expect.ANY)
+    assert collect.batches == [[("s", "wanted")]]
+
+
+def test_record_batch_applies_each_projection_once_to_the_whole_batch(collect):
+    with transaction.atomic():
+        projections.record_batch([
+            projections.Append("a", [NewEvent("wanted", {})], Expect.NO_STREAM),
+            projections.Append("b", [NewEvent("other", {}), NewEvent("wanted", {})], Expect.ANY),
+        ])
+        projections.record_batch([projections.Append("c", [NewEvent("other", {})], Expect.ANY)])
+    assert collect.batches == [[("a", "wanted"), ("b", "wanted")]]

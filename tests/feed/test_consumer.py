@@ -158,7 +158,7 @@ def test_malformed_after_closes_the_socket(query):
 def _store_without_broadcast(count: int) -> list[int]:
     from django.db import transaction
 
-    from clawdbot.eventstore import store
+    from clawdbot.eventstore import projections
     from clawdbot.eventstore.store import Expect, NewEvent
 
     positions = []
@@ -167,9 +167,9 @@ def _store_without_broadcast(count: int) -> list[int]:
         data = {"idempotencyKey": envelope["idempotencyKey"], "sentAtUtc": None,
                 "scheme": "legacy", "event": envelope["event"]}
         with transaction.atomic():
-            (event,) = store.append(f"feed-ingest-{envelope['idempotencyKey']}",
-                                    [NewEvent("feed.milestone_accepted", data)],
-                                    expected_version=Expect.NO_STREAM)
+            (event,) = projections.record(f"feed-ingest-{envelope['idempotencyKey']}",
+                                          [NewEvent("feed.milestone_accepted", data)],
+                                          expected_version=Expect.NO_STREAM)
         positions.append(event.position)
     return positions
 

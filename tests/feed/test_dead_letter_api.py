@@ -32,8 +32,9 @@ def test_operator_token_lists_rejections_newest_first_with_count(client, ingest,
     _reject(ingest, 3)
     body = client.get(URL, headers={"Authorization": f"Token {operator_token}"}).json()
     assert body["ok"] is True and body["count"] == 3
-    positions = [item["position"] for item in body["items"]]
-    assert positions == sorted(positions, reverse=True)
+    ids = [item["id"] for item in body["items"]]
+    assert ids == sorted(ids, reverse=True)
+    assert body["countExact"] is True
     item = body["items"][0]
     assert item["reason"] and item["timestampUtc"].endswith("Z")
     assert item["httpStatus"] == 401 and item["reasonCode"] == "missing_signature"
@@ -50,7 +51,7 @@ def test_count_is_the_total_not_the_page(client, ingest, operator_token):
     auth = {"Authorization": f"Token {operator_token}"}
     body = client.get(f"{URL}?limit=2", headers=auth).json()
     assert len(body["items"]) == 2 and body["count"] == 5
-    older = client.get(f"{URL}?limit=50&before={body['items'][-1]['position']}",
+    older = client.get(f"{URL}?limit=50&before={body['items'][-1]['id']}",
                        headers=auth).json()
     assert len(older["items"]) == 3
 

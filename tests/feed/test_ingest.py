@@ -228,8 +228,7 @@ def test_every_rejection_is_recorded_in_the_dead_letter(ingest, mutate, status, 
     assert (letter.http_status, letter.reason_code) == (status, code)
     assert letter.remote_addr == "203.0.113.7"
     assert len(letter.body_sha256) == 64
-    (event,) = store.read_all(types=["feed.ingest_rejected"])
-    assert event.position == letter.position
+    assert store.count() == 0  # a rejection appends nothing to the event log
 
 
 def test_dead_letter_keeps_the_key_when_known(ingest):
@@ -243,8 +242,7 @@ def test_dead_letter_never_holds_a_secret_or_the_whole_body(ingest):
     envelope = EnvelopeFactory(event=MilestoneEventFactory(claim="y" * 20_000, riskStatus="bad"))
     body, headers = signed(envelope, webhook=True)
     ingest.post(body, headers)
-    (event,) = store.read_all(types=["feed.ingest_rejected"])
-    stored = json.dumps(event.data) + json.dumps(event.metadata)
+    stored = json.dumps(list(DeadLetter.objects.values().get().values()), default=str)
     for secret in _all_secrets():
         assert secret not in stored
     assert headers["x-openclaw-signature"] not in stored

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from clawdbot.errors import DomainError
 from orchestrator_app import selectors
+from orchestrator_app.management.cli import shorten, target_named
 from orchestrator_app.services.triage import delivery_requeue
 
 
@@ -20,10 +21,14 @@ class Command(BaseCommand):
         which.add_argument("--all", action="store_true", help="every dead letter")
         parser.add_argument("--target", default="", help="only deliveries to this target")
         parser.add_argument("--dry-run", action="store_true", help="list, change nothing")
-        parser.add_argument("--reason", default="requeued from the command line")
-        parser.add_argument("--actor", default="cli")
+        parser.add_argument("--reason", default="requeued from the command line",
+                            help="why (recorded on each requeued delivery)")
+        parser.add_argument("--actor", default="cli",
+                            help="who requeues (recorded in the events; default: cli)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["target"]:
+            target_named(options["target"])
         qs = selectors.dead_letters(target=options["target"])
         if options["key"]:
             qs = qs.filter(idempotency_key__in=options["key"])
@@ -33,7 +38,7 @@ class Command(BaseCommand):
         done = 0
         for delivery in rows:
             label = f"{delivery.idempotency_key} {delivery.milestone_id} → {delivery.target} " \
-                    f"({delivery.status}: {delivery.last_error[:80]})"
+                    f"({delivery.status}: {shorten(delivery.last_error)})"
             if options["dry_run"]:
                 self.stdout.write(f"would requeue {label}")
                 continue

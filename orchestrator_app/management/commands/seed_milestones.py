@@ -31,7 +31,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--wait-for-server", action="store_true",
                             help="first wait until GET /api/health answers on HOST:PORT")
-        parser.add_argument("--timeout", type=float, default=60.0)
+        parser.add_argument("--timeout", type=float, default=60.0,
+                            help="seconds to wait for the server (default: 60)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["wait_for_server"]:

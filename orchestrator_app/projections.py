@@ -4,15 +4,15 @@ Every ``outbox.*`` event of one milestone lives in the stream ``outbox-<idempote
 (see ``events.py``). Timestamps come from event data or ``recorded_at``, never the clock,
 so ``rebuild_projections`` reproduces the tables exactly.
 
-A batch is folded in memory, in position order, then written in a few statements: the
-delivery rows it touches are read once, each event is a pure function on a row
-(``_on_<type>``), and new rows, changed rows and attempts are written in bulk. The worker
+``apply`` folds a batch in memory, in position order, then writes it in a few statements:
+the delivery rows it touches are read once, each later event changes its row in memory
+(``_fold``), and new rows, changed rows and attempts are written in bulk. The worker
 records a whole batch of attempts this way, and a rebuild replays 5000 events at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.db import connection
@@ -46,53 +46,32 @@ def _at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def _on_attempted(row: Delivery, e: RecordedEvent) -> None:
+def _fold(row: Delivery, e: RecordedEvent) -> None:
+    """How one event after ``delivery_queued`` changes its delivery's row."""
     d = e.data
-    row.attempts += 1
-    row.cycle_attempts += 1
-    row.last_status_code = d.get("statusCode")
-    row.last_error = d.get("error") or ""
-    row.last_attempt_at = _when(d["attemptedAtUtc"])
-
-
-def _on_retry_scheduled(row: Delivery, e: RecordedEvent) -> None:
-    row.status, row.next_attempt_at = Status.RETRYING, _when(e.data["nextAttemptAtUtc"])
-
-
-def _on_succeeded(row: Delivery, e: RecordedEvent) -> None:
-    row.status, row.next_attempt_at = e.data["status"], None
-
-
-def _on_rejected(row: Delivery, e: RecordedEvent) -> None:
-    row.status, row.next_attempt_at = Status.REJECTED, None
-
-
-def _on_dead_lettered(row: Delivery, e: RecordedEvent) -> None:
-    row.status, row.next_attempt_at = Status.DEAD_LETTER, None
-
-
-def _on_requeued(row: Delivery, e: RecordedEvent) -> None:
-    d = e.data
-    row.status, row.cycle_attempts = Status.PENDING, 0
-    row.next_attempt_at = _when(d["nextAttemptAtUtc"])
-    row.note = f"requeued by {d.get('actor') or '?'}: {d.get('reason') or ''}"
-
-
-def _on_discarded(row: Delivery, e: RecordedEvent) -> None:
-    d = e.data
-    row.status, row.next_attempt_at = Status.DISCARDED, None
-    row.note = f"discarded by {d.get('actor') or '?'}: {d.get('reason') or ''}"
-
-
-_MUTATIONS: dict[str, Callable[[Delivery, RecordedEvent], None]] = {
-    ev.DELIVERY_ATTEMPTED: _on_attempted,
-    ev.DELIVERY_RETRY_SCHEDULED: _on_retry_scheduled,
-    ev.DELIVERY_SUCCEEDED: _on_succeeded,
-    ev.DELIVERY_REJECTED: _on_rejected,
-    ev.DELIVERY_DEAD_LETTERED: _on_dead_lettered,
-    ev.DELIVERY_REQUEUED: _on_requeued,
-    ev.DELIVERY_DISCARDED: _on_discarded,
-}
+    match e.type:
+        case ev.DELIVERY_ATTEMPTED:
+            row.attempts += 1
+            row.cycle_attempts += 1
+            row.last_status_code = d.get("statusCode")
+            row.last_error = d.get("error") or ""
+            row.last_attempt_at = _when(d["attemptedAtUtc"])
+        case ev.DELIVERY_RETRY_SCHEDULED:
+            row.status, row.next_attempt_at = Status.RETRYING, _when(d["nextAttemptAtUtc"])
+        case ev.DELIVERY_SUCCEEDED:
+            row.status, row.next_attempt_at = d["status"], None
+        case ev.DELIVERY_REJECTED:
+            row.status, row.next_attempt_at = Status.REJECTED, None
+        case ev.DELIVERY_DEAD_LETTERED:
+            row.status, row.next_attempt_at = Status.DEAD_LETTER, None
+        case ev.DELIVERY_REQUEUED:
+            row.status, row.cycle_attempts = Status.PENDING, 0
+            row.next_attempt_at = _when(d["nextAttemptAtUtc"])
+            row.note = f"requeued by {d.get('actor') or '?'}: {d.get('reason') or ''}"
+        case ev.DELIVERY_DISCARDED:
+            row.status, row.next_attempt_at = Status.DISCARDED, None
+            row.note = f"discarded by {d.get('actor') or '?'}: {d.get('reason') or ''}"
+    row.updated_at, row.position = e.recorded_at, e.position
 
 
 def _milestone(e: RecordedEvent) -> EmittedMilestone:
@@ -145,12 +124,11 @@ def _update(rows: list[Delivery]) -> None:
 class OutboxProjection(Projection):
     name = "outbox"
     models = (EmittedMilestone, Delivery, DeliveryAttempt)
+    types = frozenset(ev.PROJECTED_TYPES)
 
-    def handled_types(self) -> list[str]:
-        return list(ev.PROJECTED_TYPES)
-
-    def apply_batch(self, events: Sequence[RecordedEvent]) -> None:
-        touched = {e.data["deliveryId"] for e in events if e.type in _MUTATIONS}
+    def apply(self, events: Sequence[RecordedEvent]) -> None:
+        touched = {e.data["deliveryId"] for e in events if e.type not in (
+            ev.MILESTONE_EMITTED, ev.DELIVERY_QUEUED, ev.DELIVERY_ATTEMPT_STARTED)}
         existing = {str(k): row for k, row in Delivery.objects.in_bulk(list(touched)).items()}
         new: dict[str, Delivery] = {}
         milestones, attempts, changed = [], [], set()
@@ -162,11 +140,9 @@ class OutboxProjection(Projection):
                 new[e.data["deliveryId"]] = _queued(e)
             elif e.type == ev.DELIVERY_ATTEMPT_STARTED:
                 starts.start(e)
-            elif mutate := _MUTATIONS.get(e.type):
+            else:
                 key = e.data["deliveryId"]
-                row = new.get(key) or existing[key]
-                mutate(row, e)
-                row.updated_at, row.position = e.recorded_at, e.position
+                _fold(new.get(key) or existing[key], e)
                 changed.add(key)
                 if e.type == ev.DELIVERY_ATTEMPTED:
                     starts.finish(e)
