@@ -206,6 +206,11 @@ MILESTONE_WEBHOOK_TOLERANCE_S = env.int("MILESTONE_WEBHOOK_TOLERANCE_S", default
 CLAWDBOT_SEED = env.bool("CLAWDBOT_SEED", default=True)
 # A worker's claim on a delivery lasts the target's timeout plus this margin (seconds).
 MILESTONE_LEASE_MARGIN_S = env.float("MILESTONE_LEASE_MARGIN_S", default=30.0)
+# Outbound requests to loopback, private, link-local and other non-public addresses (SSRF).
+# On for the local demo, which delivers to itself on 127.0.0.1; production turns it off
+# (docs/OPERATIONS.md), and `check --deploy` warns while it is on. Checked on the address
+# each connection is actually made to, after resolution.
+CLAWDBOT_OUTBOUND_ALLOW_PRIVATE = env.bool("CLAWDBOT_OUTBOUND_ALLOW_PRIVATE", default=True)
 # Each django-q2 worker process runs an outbox dispatcher thread (0 turns it off).
 MILESTONE_DISPATCHER = env.bool("MILESTONE_DISPATCHER", default=True)
 
