@@ -37,7 +37,7 @@ LIMITS = [("feed_latest_p99_ms", "<=", 25.0)]
 DURATION_S = float(os.environ.get("BENCH_FEED_SECONDS", "6"))
 WARMUP_S = 1.0
 REPS = int(os.environ.get("BENCH_REPS", "2"))
-FEED_ROWS = int(os.environ.get("BENCH_FEED_ROWS", "1000000"))
+FEED_ROWS = int(os.environ.get("BENCH_FEED_ROWS", "200000"))
 MAX_RPS = int(os.environ.get("BENCH_FEED_MAX_RPS", "4000"))
 BASELINE_WORKERS = (2, 3, 4, 5)
 
