@@ -197,6 +197,11 @@ MILESTONE_REJECTION_DETAILS_PER_MINUTE = env.int(
 MILESTONE_REJECTION_RETENTION_DAYS = env.int("MILESTONE_REJECTION_RETENTION_DAYS", default=30)
 MILESTONE_WEBHOOK_TOLERANCE_S = env.int("MILESTONE_WEBHOOK_TOLERANCE_S", default=300)
 CLAWDBOT_SEED = env.bool("CLAWDBOT_SEED", default=True)
+# The pipeline reports its own delivery health as milestones (docs/EMITTING.md); at most
+# one per target per window. `make run` turns it on.
+CLAWDBOT_PIPELINE_MILESTONES = env.bool("CLAWDBOT_PIPELINE_MILESTONES", default=False)
+CLAWDBOT_PIPELINE_MILESTONE_WINDOW_S = env.float("CLAWDBOT_PIPELINE_MILESTONE_WINDOW_S",
+                                                 default=300.0)
 # A worker's claim on a delivery lasts the target's timeout plus this margin (seconds).
 MILESTONE_LEASE_MARGIN_S = env.float("MILESTONE_LEASE_MARGIN_S", default=30.0)
 # Each django-q2 worker process runs an outbox dispatcher thread (0 turns it off).
