@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
@@ -12,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feed_app import selectors, services
+from feed_app import batch, selectors, services
 from feed_app.api import serializers as s
 from feed_app.api.body import ingest_request
 from feed_app.exceptions import BadQuery
@@ -51,6 +52,23 @@ class IngestView(APIView):
         return Response(result.body())
 
 
+class BatchIngestView(APIView):
+    content_negotiation_class = JsonWhateverAccepted
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Ingest a signed batch of up to 1,000 envelopes (SPEC §10)",
+        request=s.BatchSerializer,
+        parameters=s.INGEST_HEADERS,
+        responses={200: s.BatchOkSerializer, 400: _REJECTED, 401: _REJECTED, 413: _REJECTED,
+                   503: _REJECTED},
+    )
+    def post(self, request: Request) -> Response:
+        body = ingest_request(request._request, limit=settings.MILESTONE_INGEST_BATCH_MAX_BYTES)
+        return Response(batch.batch_ingest(request=body).body())
+
+
 _FILTERS = [
     OpenApiParameter("limit", str, description="1…50, default 20 (parsed as parseInt)"),
     OpenApiParameter("before", str, description="nextCursor of the previous page"),
@@ -68,14 +86,8 @@ class FeedLatestView(APIView):
     @extend_schema(summary="Latest milestones, newest timestampUtc first", parameters=_FILTERS,
                    responses={200: s.FeedPageSerializer, 400: _REJECTED})
     def get(self, request: Request) -> HttpResponse:
-        q = request.query_params
-        page = selectors.feed_page(
-            limit=selectors.js_limit(q.get("limit")), before=q.get("before") or None,
-            scope=q.get("scope"), risk_status=q.get("riskStatus"), source=q.get("source"),
-        )
-        cursor = f'"{page.next_cursor}"' if page.next_cursor else "null"
-        body = f'{{"ok":true,"items":{page.items_json},"nextCursor":{cursor}}}'
-        return HttpResponse(body, content_type="application/json")
+        page = selectors.feed_page(**selectors.feed_page_args(request.query_params))
+        return HttpResponse(page.response_json(), content_type="application/json")
 
 
 class MilestoneDetailView(APIView):
