@@ -45,12 +45,9 @@ def test_a_down_server_spools_and_the_restart_drains_each_once_in_order(
     assert _stored_keys() == [first, *spooled]
 
 
-DRAIN = """
-import sys
-from clawdbot_client import Client
-client = Client(sys.argv[1], sys.argv[2], spool_path=sys.argv[3])
-print(client.flush(120), flush=True)
-"""
+def _drain_command(url: str, path) -> list[str]:
+    return [sys.executable, "-m", "clawdbot_client", "flush", "--url", url, "--spool", str(path),
+            "--timeout", "120"]
 
 
 def test_a_client_killed_mid_drain_loses_and_doubles_nothing(operator_token, server_env, tmp_path):
@@ -61,15 +58,15 @@ def test_a_client_killed_mid_drain_loses_and_doubles_nothing(operator_token, ser
     keys = [offline.emit(MilestoneEventFactory()) for _ in range(150)]  # nothing answers yet
     offline.close(timeout=0)
     with asgi_server(server_env, port=port):
-        drainer = subprocess.Popen([sys.executable, "-c", DRAIN, url, operator_token, str(path)],
-                                   stdout=subprocess.PIPE, text=True)
+        env = {**os.environ, "CLAWDBOT_TOKEN": operator_token}
+        drainer = subprocess.Popen(_drain_command(url, path), env=env, stdout=subprocess.PIPE)
         wait_for(lambda: EmittedMilestone.objects.count() >= 20, timeout=60, what="a drain")
         os.kill(drainer.pid, signal.SIGKILL)
         drainer.wait()
         left_at_kill = Spool(path).pending()
         assert 0 < left_at_kill < 150  # killed mid-drain, not before or after
-        again = subprocess.run([sys.executable, "-c", DRAIN, url, operator_token, str(path)],
-                               capture_output=True, text=True, timeout=120, check=True)
+        again = subprocess.run(_drain_command(url, path), env=env, capture_output=True,
+                               text=True, timeout=120, check=True)
     assert again.stdout.strip() == "0"
     assert _stored_keys() == keys
 

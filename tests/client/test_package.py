@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +46,23 @@ def test_emit_refuses_an_unusable_key(tmp_path):
         client.emit(event, "not\nprintable")
     assert list(caught.value.errors) == ["idempotency_key"]
     client.close(timeout=0)
+
+
+def test_the_flush_command_needs_a_token_from_the_environment(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CLAWDBOT_TOKEN"}
+    out = subprocess.run([sys.executable, "-m", "clawdbot_client", "flush", "--url",
+                          "http://127.0.0.1:9", "--spool", str(tmp_path / "s.jsonl")],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and "CLAWDBOT_TOKEN" in out.stderr
+
+
+def test_the_flush_command_reports_what_is_left_when_the_server_is_down(tmp_path):
+    spool = tmp_path / "s.jsonl"
+    client = Client("http://127.0.0.1:9", "token", spool_path=spool)
+    client.emit({"milestoneId": "m", "scope": "s", "claim": "c", "riskStatus": "on-track",
+                 "nextAction": "n", "evidence": [{"type": "log", "path": "p", "summary": "s"}]})
+    client.close(timeout=0)
+    out = subprocess.run([sys.executable, "-m", "clawdbot_client", "flush", "--url",
+                          "http://127.0.0.1:9", "--spool", str(spool), "--timeout", "0.5"],
+                         capture_output=True, text=True, env={**os.environ, "CLAWDBOT_TOKEN": "t"})
+    assert (out.returncode, out.stdout.strip()) == (1, "1")

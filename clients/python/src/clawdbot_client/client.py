@@ -9,6 +9,7 @@ one using the same spool.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import inspect
@@ -57,11 +58,13 @@ class Client:
 
     ``spool_path``: the JSONL spool (default ``default_spool_path(base_url)``); clients in
     several processes may share one. ``timeout``: seconds per HTTP request.
+    ``flush_at_exit``: seconds the interpreter's exit may spend sending what is left (0:
+    none); whatever is still unsent stays in the spool for the next client.
     """
 
     def __init__(self, base_url: str, token: str, *, spool_path: str | os.PathLike[str] | None
-                 = None, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
-                 ) -> None:
+                 = None, timeout: float = 10.0, transport: httpx.BaseTransport | None = None,
+                 flush_at_exit: float = 2.0) -> None:
         self.base_url = base_url
         self.spool = Spool(spool_path or default_spool_path(base_url))
         self._token = token
@@ -70,6 +73,9 @@ class Client:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
+        self._closed = False
+        if flush_at_exit > 0:
+            atexit.register(self._at_exit, flush_at_exit)
 
     # -- emitting ----------------------------------------------------------------------
 
@@ -99,12 +105,18 @@ class Client:
         """Flush for up to ``timeout`` seconds, stop the sender; return what is left (it
         stays in the spool for the next client)."""
         left = self.flush(timeout) if timeout > 0 else self.spool.pending()
+        self._closed = True
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=1)
         self._http.close()
+        atexit.unregister(self._at_exit)
         return left
+
+    def _at_exit(self, timeout: float) -> None:
+        if not self._closed and self.spool.pending():
+            self.close(timeout)
 
     def __enter__(self) -> Client:
         return self
