@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from clawdbot.contract import envelope_bytes, js_iso_timestamp, signed_headers
+from clawdbot.contract import js_iso_timestamp, signed_headers
 from clawdbot.eventstore import projections
 from clawdbot.eventstore.store import Expect, NewEvent
 from orchestrator_app import events as ev
@@ -38,10 +38,11 @@ EXCERPT_BYTES = 2048
 _CLAIM = """
 WITH picked AS (
     SELECT c.id, c.next_attempt_at, ct.timeout_s FROM orchestrator_delivery c
-    JOIN orchestrator_target ct ON ct.name = c.target AND ct.paused_at IS NULL
+    JOIN orchestrator_target ct ON ct.name = c.target
     WHERE c.status IN ('pending', 'retrying')
       AND c.next_attempt_at <= clock_timestamp() - make_interval(secs => %(overdue)s)
       AND (c.lease_expires_at IS NULL OR c.lease_expires_at < clock_timestamp())
+      AND NOT EXISTS (SELECT FROM orchestrator_target_pause p WHERE p.target = c.target)
       AND (%(ids)s::uuid[] IS NULL OR c.id = ANY(%(ids)s::uuid[]))
     ORDER BY c.next_attempt_at
     LIMIT %(limit)s
@@ -138,16 +139,15 @@ def job_send(job: Job, transport: Transport) -> Sent:
 def delivery_send(
     *, milestone: EmittedMilestone, target: Target, transport: Transport
 ) -> TransportResponse:
-    """Serialise the envelope once, sign exactly those bytes, POST them. No database."""
-    envelope = {"idempotencyKey": milestone.idempotency_key,
-                "sentAtUtc": milestone.sent_at_utc, "event": milestone.event}
-    body = envelope_bytes(envelope)
+    """Sign the envelope the emit serialised, exactly those bytes, and POST them. No
+    database. (The legacy scheme signs what the receiver parses from the bytes.)"""
+    body = milestone.envelope.encode("utf-8")
     url = target.resolved_url()
     try:
         headers = signed_headers(
             body=body, idempotency_key=milestone.idempotency_key,
             legacy_secrets=target.legacy_secret_list(),
-            webhook_secrets=target.webhook_secret_list(), now=time.time(), payload=envelope,
+            webhook_secrets=target.webhook_secret_list(), now=time.time(),
         )
     except ValueError as exc:
         return TransportResponse(None, error=f"cannot sign: {exc}")
@@ -173,15 +173,17 @@ def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
 
     One transaction for a batch, rows locked in key order. An attempt that ends after its
     delivery left the open statuses (discarded meanwhile, or finished by a worker that took
-    over an expired lease) is recorded, changing nothing else. Everything but the append
-    (locking, leases, a 410's pause) happens before it, since the append lock is held from
-    the append to the commit; the rows returned are read after the commit.
+    over an expired lease) is recorded, changing nothing else. A target that answered 410 is
+    paused. Everything but the append (locking rows, clearing leases, building events)
+    happens before it, since the append lock is held from the append to the commit; the
+    rows returned are read after the commit.
     """
     ids = sorted(s.claim.delivery_id for s in sent)
     with transaction.atomic(durable=True):
         rows = {str(d.pk): d for d in Delivery.objects.select_for_update().filter(pk__in=ids)
                 .order_by("pk")}
-        targets = Target.objects.in_bulk({d.target for d in rows.values()}, field_name="name")
+        targets = Target.objects.select_related("pause").in_bulk(
+            {d.target for d in rows.values()}, field_name="name")
         for owner in {s.claim.owner for s in sent}:
             Delivery.objects.filter(pk__in=ids, lease_owner=owner).update(
                 lease_owner="", lease_expires_at=None)
@@ -204,7 +206,8 @@ def _gone_pauses(sent: Sequence[Sent], rows: dict[str, Delivery],
     for target in gone.values():
         # The host only: a URL may carry credentials, and events are kept forever.
         host = urlsplit(target.resolved_url()).hostname or "?"
-        paused = target_pause_event(target=target, actor="", reason=f"410 Gone from {host}")
+        paused = target_pause_event(name=target.name, actor="",
+                                    reason=f"410 Gone from {host}")
         pauses.append(projections.Append(ev.target_stream(target.name), [paused], Expect.ANY))
     return pauses
 
