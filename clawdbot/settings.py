@@ -195,6 +195,9 @@ MILESTONE_REJECTION_DETAILS_PER_MINUTE = env.int(
     "MILESTONE_REJECTION_DETAILS_PER_MINUTE", default=20
 )
 MILESTONE_REJECTION_RETENTION_DAYS = env.int("MILESTONE_REJECTION_RETENTION_DAYS", default=30)
+# POST /internal/milestones/ingest/batch (SPEC §10): up to 1,000 envelopes in 8 MiB.
+MILESTONE_INGEST_BATCH_MAX_BYTES = env.int("MILESTONE_INGEST_BATCH_MAX_BYTES",
+                                           default=8 * 1024 * 1024)
 MILESTONE_WEBHOOK_TOLERANCE_S = env.int("MILESTONE_WEBHOOK_TOLERANCE_S", default=300)
 CLAWDBOT_SEED = env.bool("CLAWDBOT_SEED", default=True)
 # A worker's claim on a delivery lasts the target's timeout plus this margin (seconds).

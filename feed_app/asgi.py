@@ -1,7 +1,7 @@
 """ASGI middleware: stop receiving an ingest body once it passes the size limit.
 
 Django's ASGI handler reads a whole body before the view runs; this wrapper ends the body
-early for the ingest path (by declared length, or by counting chunked bytes), so a
+early for the ingest paths (by declared length, or by counting chunked bytes), so a
 multi-megabyte upload costs no more than the limit. The view then answers 413.
 """
 
@@ -15,6 +15,9 @@ from django.conf import settings
 from feed_app.api.body import OVER_LIMIT_SCOPE_KEY, RECEIVED_SCOPE_KEY
 
 INGEST_PATH = "/internal/milestones/ingest"
+BATCH_INGEST_PATH = "/internal/milestones/ingest/batch"
+_LIMITS = {INGEST_PATH: "MILESTONE_INGEST_MAX_BYTES",
+           BATCH_INGEST_PATH: "MILESTONE_INGEST_BATCH_MAX_BYTES"}
 
 
 class IngestBodyLimit:
@@ -22,9 +25,10 @@ class IngestBodyLimit:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path") != INGEST_PATH:
+        setting = _LIMITS.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if setting is None:
             return await self.app(scope, receive, send)
-        limit = settings.MILESTONE_INGEST_MAX_BYTES
+        limit = getattr(settings, setting)
         scope = dict(scope)
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:

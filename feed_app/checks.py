@@ -152,16 +152,17 @@ def idempotency_key(payload: Any, validation: Validation) -> str | None:
 
 def signature_verify(
     request: IngestRequest, payload: Any, *, schemes: list[str], key: str | None,
-    now: datetime,
+    now: datetime, key_name: str = "idempotencyKey",
 ) -> str:
-    """The first of ``schemes`` whose signature verifies; else the first one's refusal."""
+    """The first of ``schemes`` whose signature verifies; else the first one's refusal.
+    ``key`` is what webhook-id must equal: the body's ``key_name`` field."""
     failures: list[SignatureRejected] = []
     for scheme in schemes:
         try:
             if scheme == LEGACY:
                 legacy_verify(request.headers, payload)
             else:
-                webhook_verify(request, key=key, now=now)
+                webhook_verify(request, key=key, now=now, key_name=key_name)
         except SignatureRejected as exc:
             failures.append(exc)
         else:
@@ -176,11 +177,13 @@ def legacy_verify(headers: Mapping[str, str], payload: Any) -> None:
         raise SignatureRejected("signature_invalid", "x-openclaw-signature does not match")
 
 
-def webhook_verify(request: IngestRequest, *, key: str | None, now: datetime) -> None:
+def webhook_verify(
+    request: IngestRequest, *, key: str | None, now: datetime, key_name: str = "idempotencyKey"
+) -> None:
     headers = request.headers
     msg_id = headers.get(contract.WEBHOOK_ID_HEADER, "")
     if msg_id != key:
-        raise SignatureRejected("webhook_id_mismatch", "webhook-id must equal idempotencyKey")
+        raise SignatureRejected("webhook_id_mismatch", f"webhook-id must equal {key_name}")
     try:
         contract.webhook_verify(
             contract.parse_secret_list(settings.MILESTONE_WEBHOOK_SECRET),

@@ -23,3 +23,9 @@ class DeliveryNotTriageable(DomainError):
     """An operator action does not fit the delivery's status (e.g. requeue a delivered one)."""
 
     status_code = 409
+
+
+class IdempotencyKeyReused(DomainError):
+    """An ``Idempotency-Key`` already answered a request with a different body."""
+
+    status_code = 409

@@ -3,7 +3,7 @@
 ``sweep`` runs every minute from a django-q2 Schedule (created by migration 0002 and again
 at worker start): for up to ``SWEEP_BUDGET_S`` it attempts deliveries overdue by more than
 ``SWEEP_MARGIN_S`` whose lease is free or expired, so nothing stalls even if no dispatcher
-is running.
+is running. It also lets the emitter's JSONL log catch up on lines a failed write missed.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from django.db import connection, transaction
 
 from orchestrator_app.services.delivery import deliveries_run
+from orchestrator_app.services.milestone_log import milestone_log_catch_up_safely
 from orchestrator_app.transport import Transport, default_transport
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def sweep(*, transport: Transport | None = None, budget_s: float = SWEEP_BUDGET_
     batch to lose, and no attempt starts once ``budget_s`` is spent (the next sweep, a
     minute later, goes on).
     """
+    milestone_log_catch_up_safely()
     deadline = time.monotonic() + budget_s
     done = 0
     while batch := deliveries_run(transport=transport or default_transport(), limit=1,

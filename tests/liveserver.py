@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,11 +31,16 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def asgi_server() -> Iterator[str]:
-    """Yield the base URL of the ASGI server serving ``clawdbot.asgi`` on the test database."""
-    port = _free_port()
+def asgi_server(env: Mapping[str, str] | None = None, *, port: int | None = None
+                ) -> Iterator[str]:
+    """Yield the base URL of the ASGI server serving ``clawdbot.asgi`` on the test database.
+
+    ``env`` adds to the server's environment; ``port`` (default: a free one) lets a test
+    stop a server and start it again at the same address.
+    """
+    port = port or _free_port()
     env = {**web_env(), "CLAWDBOT_DB_NAME": connection.settings_dict["NAME"],
-           "DJANGO_SETTINGS_MODULE": "clawdbot.settings"}
+           "DJANGO_SETTINGS_MODULE": "clawdbot.settings", **(env or {})}
     process = subprocess.Popen(
         web_command("127.0.0.1", port),
         cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

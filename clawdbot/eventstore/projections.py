@@ -26,14 +26,19 @@ it commits, writers wait, and the result is what the live projection would hold.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import ClassVar
 
 from django.db import connection, models, transaction
 
 from clawdbot.eventstore import store
 from clawdbot.eventstore.models import ProjectionCheckpoint
-from clawdbot.eventstore.store import ExpectedVersion, NewEvent, RecordedEvent
+from clawdbot.eventstore.store import (
+    Append,
+    AppendOutcome,
+    ExpectedVersion,
+    NewEvent,
+    RecordedEvent,
+)
 
 
 class Projection:
@@ -82,36 +87,43 @@ def get(name: str) -> Projection:
         raise KeyError(f"no projection named {name!r} (known: {known})") from None
 
 
-@dataclass(frozen=True)
-class Append:
-    """One stream's part of a ``record_batch``."""
-
-    stream_id: str
-    events: Sequence[NewEvent]
-    expected_version: ExpectedVersion
-
-
 def record(
     stream_id: str, events: Sequence[NewEvent], *, expected_version: ExpectedVersion
 ) -> list[RecordedEvent]:
     """Append ``events`` and apply the inline projections to them, in the caller's
     transaction (see ``store.append`` for the precondition and ``ConcurrencyError``)."""
-    return record_batch([Append(stream_id, events, expected_version)])
+    recorded = store.append(stream_id, events, expected_version=expected_version)
+    _apply_inline(recorded)
+    return recorded
 
 
 def record_batch(appends: Sequence[Append]) -> list[RecordedEvent]:
-    """``record`` for several streams: every append, then each inline projection once for
-    the whole batch (one set of statements instead of one per stream). A ``ConcurrencyError``
-    from a later append leaves the earlier ones stored but unprojected: the caller must let
-    it roll the transaction back (a single ``record`` writes nothing, so it may go on)."""
-    recorded: list[RecordedEvent] = []
-    for item in appends:
-        recorded += store.append(item.stream_id, item.events,
-                                 expected_version=item.expected_version)
-    for projection in _registry.values():
-        if projection.inline:
-            _apply(projection, recorded)
-    return recorded
+    """``record`` for several streams, in one ``store.append_batch`` call: every append,
+    then each inline projection once for the whole batch. A ``ConcurrencyError`` (the
+    first stream not at its expected version) leaves the other streams stored but
+    unprojected: the caller must let it roll the transaction back (a single ``record``
+    writes nothing, so it may go on)."""
+    outcomes = record_each(appends)
+    for outcome in outcomes:
+        if outcome.conflict is not None:
+            raise outcome.conflict
+    return [r for outcome in outcomes for r in outcome.recorded]
+
+
+def record_each(appends: Sequence[Append]) -> list[AppendOutcome]:
+    """``record_batch`` where each stream stands alone: a stream not at its expected
+    version is left out (its outcome names the conflict), the others are stored and
+    projected. One ``store.append_batch`` call, one projection pass."""
+    outcomes = store.append_batch(appends)
+    _apply_inline(sorted((r for o in outcomes for r in o.recorded), key=lambda r: r.position))
+    return outcomes
+
+
+def _apply_inline(recorded: Sequence[RecordedEvent]) -> None:
+    if recorded:
+        for projection in _registry.values():
+            if projection.inline:
+                _apply(projection, recorded)
 
 
 def catch_up(name: str, *, batch_size: int = 5000, max_batches: int | None = None) -> int:

@@ -13,6 +13,7 @@ reorder, so readers need not wait on holes.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -121,6 +122,103 @@ def _insert(params: list[Any]) -> list[tuple[Any, ...]]:
         return cursor.fetchall()
 
 
+@dataclass(frozen=True)
+class Append:
+    """One stream's part of ``append_batch``: the arguments of ``append``."""
+
+    stream_id: str
+    events: Sequence[NewEvent]
+    expected_version: ExpectedVersion
+
+
+@dataclass(frozen=True)
+class AppendOutcome:
+    """What ``append_batch`` did with one ``Append``: ``recorded`` (all its events),
+    or ``conflict`` (the stream was not at the expected version; none of them written)."""
+
+    recorded: list[RecordedEvent]
+    conflict: ConcurrencyError | None = None
+
+
+_APPEND_BATCH = (
+    "SELECT * FROM eventstore_append_batch(%s, %s, %s, %s, %s, %s::jsonb[], %s::jsonb[])"
+)
+
+
+def append_batch(appends: Sequence[Append]) -> list[AppendOutcome]:
+    """Append to many streams in one call and one round trip, inside the caller's
+    transaction; store only (``projections.record_batch`` / ``record_each`` project).
+
+    Positions follow input order, as if ``append`` had been called for each ``Append`` in
+    turn, and the append lock is taken once, so gap safety holds as for ``append``. Each
+    stream stands alone: one not at its expected version gets ``AppendOutcome.conflict``
+    (nothing of it written; the unique (stream, version) index has the final word, as for
+    ``append``) and the others are written. A stream may come back in later ``Append``s
+    that expect ``Expect.ANY`` or the version its earlier ones leave (ValueError
+    otherwise); they stand or fall with its first one.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("eventstore.append_batch must run inside transaction.atomic()")
+    ordinal_of: dict[str, int] = {}  # stream -> 1-based ordinal in the call
+    streams: list[str] = []
+    expected: list[int | None] = []
+    next_version: dict[str, int | None] = {}  # what a later Append may expect, if known
+    event_stream, types, data, metadata = [], [], [], []
+    for a in appends:
+        if not a.events:
+            continue
+        wanted = (None if a.expected_version is Expect.ANY
+                  else 0 if a.expected_version is Expect.NO_STREAM else a.expected_version)
+        if a.stream_id not in ordinal_of:
+            streams.append(a.stream_id)
+            expected.append(wanted)
+            ordinal_of[a.stream_id] = len(streams)
+            next_version[a.stream_id] = None if wanted is None else wanted + len(a.events)
+        else:
+            known = next_version[a.stream_id]
+            if wanted is not None and (a.expected_version is Expect.NO_STREAM
+                                       or wanted != known):
+                raise ValueError(f"append_batch: stream {a.stream_id!r} again, expecting "
+                                 f"{a.expected_version}; a repeated stream expects Expect.ANY "
+                                 "or the version its earlier appends leave")
+            if known is not None:
+                next_version[a.stream_id] = known + len(a.events)
+        for e in a.events:
+            event_stream.append(ordinal_of[a.stream_id])
+            types.append(e.type)
+            data.append(json.dumps(e.data))
+            metadata.append(json.dumps(e.metadata))
+    if not streams:
+        return [AppendOutcome([]) for _ in appends]
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_APPEND_BATCH, [APPEND_LOCK_KEY, streams, expected, event_stream, types,
+                                       data, metadata], prepare=True)
+        rows = cursor.fetchall()
+    by_stream: dict[int, list[tuple[Any, ...]]] = {}
+    for ordinal, position, version, at in rows:  # in position order, so version order
+        by_stream.setdefault(ordinal, []).append((position, version, at))
+    wanted_count = Counter(event_stream)
+    # Under the append lock a stream is written whole or not at all (see append).
+    refused = {o for o in wanted_count if len(by_stream.get(o, ())) != wanted_count[o]}
+    outcomes: list[AppendOutcome] = []
+    for a in appends:
+        if not a.events:
+            outcomes.append(AppendOutcome([]))
+            continue
+        ordinal = ordinal_of[a.stream_id]
+        if ordinal in refused:
+            outcomes.append(AppendOutcome([], ConcurrencyError(
+                a.stream_id, a.expected_version, stream_version(a.stream_id))))
+            continue
+        got = by_stream[ordinal]
+        mine, by_stream[ordinal] = got[:len(a.events)], got[len(a.events):]
+        outcomes.append(AppendOutcome([
+            RecordedEvent(pos, a.stream_id, version, e.type, e.data, e.metadata, at)
+            for (pos, version, at), e in zip(mine, a.events, strict=True)]))
+    return outcomes
+
+
 def stream_version(stream_id: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -214,7 +312,10 @@ __all__ = [
     "Expect",
     "NewEvent",
     "RecordedEvent",
+    "Append",
+    "AppendOutcome",
     "append",
+    "append_batch",
     "iter_all",
     "last_position",
     "lock_appends",

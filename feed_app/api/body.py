@@ -28,9 +28,10 @@ def _declared_length(request: HttpRequest) -> int | None:
         return None
 
 
-def ingest_request(request: HttpRequest) -> IngestRequest:
-    """Build the service's input; a body over the limit is not read at all (413)."""
-    limit = settings.MILESTONE_INGEST_MAX_BYTES
+def ingest_request(request: HttpRequest, *, limit: int | None = None) -> IngestRequest:
+    """Build the service's input; a body over ``limit`` (default: the single ingest's) is
+    not read at all (413)."""
+    limit = settings.MILESTONE_INGEST_MAX_BYTES if limit is None else limit
     headers = {name: request.headers.get(name, "") for name in _HEADERS}
     remote = request.META.get("REMOTE_ADDR") or ""
     declared = _declared_length(request)

@@ -41,6 +41,27 @@ class IngestOkSerializer(serializers.Serializer):
     milestoneId = serializers.CharField()  # noqa: N815
 
 
+class BatchSerializer(serializers.Serializer):
+    batchId = serializers.CharField(max_length=contract.IDEMPOTENCY_KEY_MAX_LENGTH)
+    sentAtUtc = serializers.DateTimeField(required=False)
+    envelopes = EnvelopeSerializer(many=True)
+
+
+class BatchItemSerializer(serializers.Serializer):
+    idempotencyKey = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"])
+    milestoneId = serializers.CharField(required=False)
+    reason = serializers.CharField(required=False)
+    errors = serializers.DictField(  # type: ignore[assignment]  # wire name
+        child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+class BatchOkSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    batchId = serializers.CharField()
+    results = BatchItemSerializer(many=True)
+
+
 class RejectedSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     status = serializers.CharField()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
@@ -12,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from feed_app import selectors, services
+from feed_app import batch, selectors, services
 from feed_app.api import serializers as s
 from feed_app.api.body import ingest_request
 from feed_app.exceptions import BadQuery
@@ -49,6 +50,23 @@ class IngestView(APIView):
     def post(self, request: Request) -> Response:
         result = services.envelope_ingest(request=ingest_request(request._request))
         return Response(result.body())
+
+
+class BatchIngestView(APIView):
+    content_negotiation_class = JsonWhateverAccepted
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Ingest a signed batch of up to 1,000 envelopes (SPEC §10)",
+        request=s.BatchSerializer,
+        parameters=s.INGEST_HEADERS,
+        responses={200: s.BatchOkSerializer, 400: _REJECTED, 401: _REJECTED, 413: _REJECTED,
+                   503: _REJECTED},
+    )
+    def post(self, request: Request) -> Response:
+        body = ingest_request(request._request, limit=settings.MILESTONE_INGEST_BATCH_MAX_BYTES)
+        return Response(batch.batch_ingest(request=body).body())
 
 
 _FILTERS = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
 from clawdbot.contract import js_iso_timestamp
@@ -28,6 +29,13 @@ class EmitRequestSerializer(serializers.Serializer):
         if isinstance(data, dict) and not isinstance(data.get("event"), dict):
             data = {"event": data}
         return super().to_internal_value(data)
+
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Printable ASCII, at most 200 characters; becomes the envelope's "
+    "idempotencyKey. A retry with the same key and body gets the first answer (header "
+    "Idempotent-Replayed: true) and emits nothing; another body with the key is a 409.")
 
 
 class QueuedDeliverySerializer(serializers.Serializer):

@@ -13,7 +13,8 @@ from rest_framework.views import APIView
 
 from orchestrator_app import selectors
 from orchestrator_app.api import serializers as s
-from orchestrator_app.services.emit import milestone_emit
+from orchestrator_app.api.idempotency import idempotency_key_header
+from orchestrator_app.services.emit import milestone_emit, milestone_emit_once, request_fingerprint
 
 
 class IsOperator(BasePermission):
@@ -24,17 +25,25 @@ class IsOperator(BasePermission):
 
 
 @extend_schema(request=s.EmitRequestSerializer, responses={202: s.EmitResponseSerializer},
+               parameters=[s.IDEMPOTENCY_KEY_PARAMETER],
                summary="Emit a milestone and queue it for every active target")
 @api_view(["POST"])
 @permission_classes([IsOperator])
 def milestone_emit_view(request: Request) -> Response:
+    key = idempotency_key_header(request)
     incoming = s.EmitRequestSerializer(data=request.data)
     incoming.is_valid(raise_exception=True)
     context = dict(incoming.validated_data.get("context") or {})
     actor = context.get("actor") or request.user.get_username()
-    result = milestone_emit(event=incoming.validated_data["event"], context=context,
-                            actor=actor)
-    return Response(s.EmitResponseSerializer(result).data, status=status.HTTP_202_ACCEPTED)
+    event = incoming.validated_data["event"]
+    if key is None:
+        result = milestone_emit(event=event, context=context, actor=actor)
+    else:
+        result = milestone_emit_once(idempotency_key=key, event=event, context=context,
+                                     actor=actor, request_sha256=request_fingerprint(request.data))
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+    return Response(s.EmitResponseSerializer(result).data, status=status.HTTP_202_ACCEPTED,
+                    headers=headers)
 
 
 @extend_schema(parameters=[s.DeliveryQuerySerializer],

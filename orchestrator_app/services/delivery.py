@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from clawdbot.contract import js_iso_timestamp, signed_headers
 from clawdbot.eventstore import projections
-from clawdbot.eventstore.store import Expect, NewEvent
+from clawdbot.eventstore.store import Append, Expect, NewEvent
 from orchestrator_app import events as ev
 from orchestrator_app import retry
 from orchestrator_app.models import OPEN_STATUSES, Delivery, EmittedMilestone, Status, Target
@@ -197,7 +197,7 @@ def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
 
 
 def _gone_pauses(sent: Sequence[Sent], rows: dict[str, Delivery],
-                 targets: dict[str, Target]) -> list[projections.Append]:
+                 targets: dict[str, Target]) -> list[Append]:
     """Pause each unpaused target that answered 410 Gone."""
     gone = {t.name: t for item in sent if item.response.status_code == 410
             if (t := targets.get(rows[item.claim.delivery_id].target)) is not None
@@ -208,12 +208,12 @@ def _gone_pauses(sent: Sequence[Sent], rows: dict[str, Delivery],
         host = urlsplit(target.resolved_url()).hostname or "?"
         paused = target_pause_event(name=target.name, actor="",
                                     reason=f"410 Gone from {host}")
-        pauses.append(projections.Append(ev.target_stream(target.name), [paused], Expect.ANY))
+        pauses.append(Append(ev.target_stream(target.name), [paused], Expect.ANY))
     return pauses
 
 
 def _attempt_append(delivery: Delivery, target: Target | None, sent: Sent
-                    ) -> projections.Append:
+                    ) -> Append:
     response = sent.response
     verdict = retry.classify(response.status_code, response.body)
     attempted = {
@@ -229,7 +229,7 @@ def _attempt_append(delivery: Delivery, target: Target | None, sent: Sent
     new_events = [ev.event(ev.DELIVERY_ATTEMPTED, outcome=outcome, **attempted)]
     if follow is not None:
         new_events.append(follow)
-    return projections.Append(ev.milestone_stream(delivery.idempotency_key), new_events,
+    return Append(ev.milestone_stream(delivery.idempotency_key), new_events,
                               Expect.ANY)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -22,12 +22,13 @@ from clawdbot.contract import (
     js_iso_timestamp,
     validate_milestone,
 )
-from clawdbot.eventstore import projections
-from clawdbot.eventstore.store import Expect
+from clawdbot.eventstore import projections, store
+from clawdbot.eventstore.store import ConcurrencyError, Expect, RecordedEvent
 from orchestrator_app import events as ev
-from orchestrator_app.exceptions import MilestoneRejected
+from orchestrator_app.exceptions import IdempotencyKeyReused, MilestoneRejected
 from orchestrator_app.models import DEFAULT_TARGET, Status, Target
 from orchestrator_app.selectors import targets_active
+from orchestrator_app.services.milestone_log import milestone_log_catch_up_safely
 from orchestrator_app.wake import outbox_wake
 
 CONTEXT_KEYS = ("sourceTaskId", "sourceRunId", "actor")
@@ -48,6 +49,7 @@ class EmitResult:
     sent_at_utc: str
     event: dict[str, Any]
     deliveries: tuple[QueuedDelivery, ...]
+    replayed: bool = False  # the first answer to an earlier request with the same key
 
 
 def milestone_validate(*, event: Any) -> dict[str, Any]:
@@ -107,12 +109,16 @@ def milestone_emit(
     sent_at: datetime | None = None,
     idempotency_key: str | None = None,
     targets: list[Target] | None = None,
+    request_sha256: str = "",
 ) -> EmitResult:
     """Validate, record and queue one milestone for every active target (or ``targets``).
 
     One transaction: the ``milestone_emitted`` event and one ``delivery_queued`` per target.
-    After commit the JSONL log line is written and the dispatchers are woken. A given
-    ``idempotency_key`` that was used before raises ``ConcurrencyError`` (nothing written).
+    The dispatchers are woken when it commits, and after commit the JSONL log catches up
+    (``milestone_log``), never raising: the emit has happened whatever the file does. A
+    given ``idempotency_key`` that was used before raises ``ConcurrencyError`` (nothing
+    written). ``request_sha256`` fingerprints the request that asked for the emit, so a
+    retry can be told from a different request reusing its key.
     """
     clean = milestone_validate(event=event)
     ctx = _context(context)
@@ -129,9 +135,10 @@ def milestone_emit(
     )
     # Serialised once, here: every attempt to every target sends (and signs) these bytes.
     envelope = envelope_bytes({"idempotencyKey": key, "sentAtUtc": sent_at_utc, "event": clean})
+    fingerprint = {"requestSha256": request_sha256} if request_sha256 else {}
     new_events = [ev.event(ev.MILESTONE_EMITTED, actor, idempotencyKey=key, sentAtUtc=sent_at_utc,
                            event=clean, envelope=envelope.decode("utf-8"), context=ctx,
-                           actor=actor)]
+                           actor=actor, **fingerprint)]
     new_events += [
         ev.event(ev.DELIVERY_QUEUED, actor, deliveryId=q.delivery_id, idempotencyKey=key,
                  milestoneId=clean["milestoneId"], target=q.target, nextAttemptAtUtc=due)
@@ -139,15 +146,60 @@ def milestone_emit(
     ]
     projections.record(ev.milestone_stream(key), new_events, expected_version=Expect.NO_STREAM)
     outbox_wake()
-    line = {"sentAtUtc": sent_at_utc, "event": clean}
-    transaction.on_commit(lambda: milestone_log_append(line=line))
+    transaction.on_commit(milestone_log_catch_up_safely)
     return EmitResult(key, clean["milestoneId"], sent_at_utc, clean, queued)
 
 
-def milestone_log_append(*, line: Mapping[str, Any]) -> None:
-    """Append one line to ``MILESTONE_LOG_PATH`` in the reference's format, in one write."""
-    path = settings.MILESTONE_LOG_PATH
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-    with open(path, "ab") as log:
-        log.write(data)
+def request_fingerprint(body: Any) -> str:
+    """SHA-256 of a parsed request body's canonical form: equal for equal JSON content,
+    whatever its key order or whitespace."""
+    try:
+        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+    except JsonInvalid as exc:
+        raise MilestoneRejected("invalid request", errors={"event": [str(exc)]}) from None
+
+
+def milestone_emit_once(
+    *,
+    idempotency_key: str,
+    request_sha256: str,
+    event: Any,
+    context: Mapping[str, Any] | None = None,
+    actor: str = "",
+) -> EmitResult:
+    """``milestone_emit`` under a caller's key (the ``Idempotency-Key`` header, SPEC §7).
+
+    The key becomes the envelope's idempotencyKey, so the stream ``outbox-<key>`` exists at
+    most once: the event store's unique (stream, version) decides, never a prior read.
+    When the stream exists, the request is a retry if it carries the same fingerprint, and
+    the first answer is rebuilt from the stream's events (``replayed``); otherwise it
+    raises ``IdempotencyKeyReused`` (409).
+    """
+    try:
+        return milestone_emit(event=event, context=context, actor=actor,
+                              idempotency_key=idempotency_key, request_sha256=request_sha256)
+    except ConcurrencyError:
+        pass
+    emitted, *queued = _first_answer_events(idempotency_key)
+    if emitted.type != ev.MILESTONE_EMITTED or emitted.data.get("requestSha256") != request_sha256:
+        raise IdempotencyKeyReused(
+            "Idempotency-Key was already used for a different request",
+            errors={"Idempotency-Key": ["Already used with another body; use a new key."]})
+    return EmitResult(
+        idempotency_key, emitted.data["event"]["milestoneId"], emitted.data["sentAtUtc"],
+        emitted.data["event"],
+        tuple(QueuedDelivery(q.data["deliveryId"], q.data["target"], Status.PENDING,
+                             q.data["nextAttemptAtUtc"]) for q in queued),
+        replayed=True)
+
+
+def _first_answer_events(idempotency_key: str) -> list[RecordedEvent]:
+    """The emit's own events: ``milestone_emitted`` and the deliveries queued with it.
+
+    They share one transaction, hence one ``recorded_at``; deliveries queued later (a
+    replay to a new target) were not part of the first answer.
+    """
+    stream = store.read_stream(ev.milestone_stream(idempotency_key))
+    emitted = stream[0]
+    return [emitted] + [e for e in stream[1:] if e.type == ev.DELIVERY_QUEUED
+                        and e.recorded_at == emitted.recorded_at]

@@ -180,14 +180,15 @@ def test_backfill_splits_lines_on_newline_only(tmp_path):
 def test_backfill_reads_the_log_our_own_emitter_writes(tmp_path, settings):
     from pathlib import Path
 
-    from orchestrator_app.services.emit import milestone_log_append
+    from orchestrator_app.services.milestone_log import log_line
 
     TargetFactory(name="t")
     settings.MILESTONE_LOG_PATH = Path(tmp_path / "ours.jsonl")
-    for n, claim in enumerate(["x\u2028y", "p\x85q"]):
-        milestone_log_append(line={"sentAtUtc": "2026-02-28T12:00:00.000Z",
-                                   "event": MilestoneEventFactory(milestoneId=f"ours.{n}",
-                                                                  claim=claim)})
+    with open(settings.MILESTONE_LOG_PATH, "ab") as log:
+        for n, claim in enumerate(["x\u2028y", "p\x85q"]):
+            log.write(log_line(sent_at_utc="2026-02-28T12:00:00.000Z",
+                               event=MilestoneEventFactory(milestoneId=f"ours.{n}",
+                                                           claim=claim)))
     assert "\u2028" in settings.MILESTONE_LOG_PATH.read_text(encoding="utf-8")
     assert "2 new milestone(s) emitted, 0 skipped" in _call(
         "backfill_milestones", str(settings.MILESTONE_LOG_PATH))

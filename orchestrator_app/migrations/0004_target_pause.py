@@ -21,7 +21,7 @@ SELECT target, recorded_at, reason, actor, position FROM (
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orchestrator_app', '0002_sweep_schedule'),
+        ('orchestrator_app', '0003_milestone_log_checkpoint'),
         ('eventstore', '0002_append_function'),
     ]
 

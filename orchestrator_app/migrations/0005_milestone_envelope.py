@@ -21,7 +21,7 @@ def fill(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orchestrator_app", "0003_target_pause"),
+        ("orchestrator_app", "0004_target_pause"),
     ]
 
     operations = [
