@@ -28,17 +28,19 @@ def main() -> None:
     harness.prepare_database()
     results: dict[str, float] = {}
     ratios: list[tuple[str, str, str]] = []
+    limits: list[tuple[str, str, float]] = []
     for name in names:
         module = importlib.import_module(f"bench.bench_{name}")
         started = time.perf_counter()
         print(f"== {name}", flush=True)
         results.update(module.run())
         ratios.extend(module.RATIOS)
+        limits.extend(getattr(module, "LIMITS", []))
         print(f"   done in {time.perf_counter() - started:.0f}s", flush=True)
 
     out = Path(__file__).with_name("results.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
-    harness.print_table(results, ratios)
+    harness.print_table(results, ratios, limits)
     print(f"\n{platform.python_implementation()} {platform.python_version()}, written to {out}")
 
 

@@ -84,7 +84,8 @@ def in_threads(workers: int, per_worker: int, work: Callable[[int, int], None]) 
     return workers * per_worker / elapsed
 
 
-def print_table(results: dict[str, float], ratios: list[tuple[str, str, str]]) -> None:
+def print_table(results: dict[str, float], ratios: list[tuple[str, str, str]],
+                limits: list[tuple[str, str, float]] = ()) -> None:  # type: ignore[assignment]
     width = max(len(k) for k in results) if results else 10
     print(f"\n{'figure':<{width}}  {'value':>14}")
     for key, value in results.items():
@@ -95,7 +96,25 @@ def print_table(results: dict[str, float], ratios: list[tuple[str, str, str]]) -
             if measured in results and baseline in results and results[baseline]:
                 label = f"{measured} / {baseline}"
                 ratio = results[measured] / results[baseline]
-                print(f"{label:<{width + 20}}  {ratio:>8.2f}  {target}")
+                print(f"{label:<{width + 20}}  {ratio:>8.2f}  {target}{_verdict(ratio, target)}")
+    for key, op, bound in limits:
+        if key in results:
+            met = results[key] <= bound if op == "<=" else results[key] >= bound
+            print(f"{key:<{width + 20}}  {results[key]:>8.1f}  {op} {bound:g}: "
+                  f"{'met' if met else 'MISSED'}")
+
+
+def _verdict(ratio: float, target: str) -> str:
+    """': met' / ': MISSED' for a target written as '>= 0.8'; nothing for a note."""
+    op, _, bound = target.partition(" ")
+    try:
+        value = float(bound)
+    except ValueError:
+        return ""
+    if op not in (">=", "<="):
+        return ""
+    met = ratio >= value if op == ">=" else ratio <= value
+    return ": met" if met else ": MISSED"
 
 
 def in_processes(

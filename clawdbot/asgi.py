@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels."""
+"""ASGI entry point: the hot routes on the event loop, other HTTP through Django, WebSockets
+through Channels (feed_app/asgi.py says which requests take the lean path)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from clawdbot.routing import websocket_urlpatterns  # noqa: E402
-from feed_app.asgi import IngestBodyLimit  # noqa: E402
+from feed_app.asgi import HotPaths, IngestBodyLimit  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": IngestBodyLimit(django_asgi_app),
+        "http": HotPaths(IngestBodyLimit(django_asgi_app)),
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -106,6 +106,10 @@ if DB_POOL_SIZE:
         "min_size": 2, "max_size": DB_POOL_SIZE, "timeout": 10,
     }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=60))
+# The hot routes (ingest, feed latest) run on the event loop with an asyncio pool of their
+# own per web process (clawdbot.asyncdb); one statement per request keeps it small.
+ASYNC_DB_POOL_SIZE = env.int("CLAWDBOT_ASYNC_DB_POOL_SIZE", default=8)
+ASYNC_DB_POOL_TIMEOUT_S = env.float("CLAWDBOT_ASYNC_DB_POOL_TIMEOUT_S", default=10.0)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DATABASES["default"]["TEST"] = {"NAME": env.str("DJANGO_TEST_DATABASE", default="test_clawdbot")}
 
@@ -202,6 +206,11 @@ MILESTONE_WEBHOOK_TOLERANCE_S = env.int("MILESTONE_WEBHOOK_TOLERANCE_S", default
 CLAWDBOT_SEED = env.bool("CLAWDBOT_SEED", default=True)
 # A worker's claim on a delivery lasts the target's timeout plus this margin (seconds).
 MILESTONE_LEASE_MARGIN_S = env.float("MILESTONE_LEASE_MARGIN_S", default=30.0)
+# Outbound requests to loopback, private, link-local and other non-public addresses (SSRF).
+# On for the local demo, which delivers to itself on 127.0.0.1; production turns it off
+# (docs/OPERATIONS.md), and `check --deploy` warns while it is on. Checked on the address
+# each connection is actually made to, after resolution.
+CLAWDBOT_OUTBOUND_ALLOW_PRIVATE = env.bool("CLAWDBOT_OUTBOUND_ALLOW_PRIVATE", default=True)
 # Each django-q2 worker process runs an outbox dispatcher thread (0 turns it off).
 MILESTONE_DISPATCHER = env.bool("MILESTONE_DISPATCHER", default=True)
 

@@ -1,23 +1,232 @@
-"""ASGI middleware: stop receiving an ingest body once it passes the size limit.
+"""ASGI layers in front of Django for the ingest and the feed's hot routes.
 
-Django's ASGI handler reads a whole body before the view runs; this wrapper ends the body
-early for the ingest paths (by declared length, or by counting chunked bytes), so a
-multi-megabyte upload costs no more than the limit. The view then answers 413.
+``HotPaths`` serves the two routes that carry the load, ``POST /internal/milestones/ingest``
+and ``GET /api/milestones/latest``, on the event loop: no thread per request, no middleware
+hops, one statement on an asyncio pool (``clawdbot.asyncdb``). Measured, Django's sync
+middleware stack under ASGI took about half of an ingest's CPU time (docs/PERFORMANCE.md).
+It answers only what it can answer exactly as Django would (the same bodies and headers,
+tests/feed/test_hot_paths.py compares them): an accepted or duplicate ingest, a feed
+page, a bad feed query, a database outage. Everything else goes to Django untouched, with
+the body it read replayed: every rejection (so recording it stays in one place,
+``services.envelope_ingest``), a host Django would refuse, other methods, and all requests
+whenever ``settings.MIDDLEWARE`` holds a middleware whose effect this layer does not
+reproduce.
+
+``IngestBodyLimit`` stops receiving an ingest body once it passes the size limit. Django's
+ASGI handler reads a whole body before the view runs; this wrapper ends the body early for
+the ingest paths, single and batch (by declared length, or by counting chunked bytes), so
+a multi-megabyte upload costs no more than the limit. The view then answers 413.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
+from django.http import QueryDict
+from django.http.request import split_domain_port, validate_host
+from django.utils import timezone
 
+from clawdbot import asyncdb
+from clawdbot.errors import DomainError, ServiceUnavailable
+from clawdbot.eventstore import projections
+from feed_app import selectors, services
 from feed_app.api.body import OVER_LIMIT_SCOPE_KEY, RECEIVED_SCOPE_KEY
+from feed_app.checks import IngestRequest, Passed, ingest_check
+from feed_app.projections import MILESTONE_ACCEPTED
 
 INGEST_PATH = "/internal/milestones/ingest"
 BATCH_INGEST_PATH = "/internal/milestones/ingest/batch"
 _LIMITS = {INGEST_PATH: "MILESTONE_INGEST_MAX_BYTES",
            BATCH_INGEST_PATH: "MILESTONE_INGEST_BATCH_MAX_BYTES"}
+LATEST_PATH = "/api/milestones/latest"
+
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+#: The middleware whose effect on these two routes ``HotPaths`` reproduces: response
+#: headers (security, X-Frame-Options), host validation and nothing else that applies
+#: (sessions, auth and messages are never read by these views; both are CSRF-exempt).
+REPRODUCED_MIDDLEWARE = frozenset({
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+})
+
+_INGEST_HEADERS = frozenset(
+    name.encode() for name in ("x-openclaw-signature", "x-openclaw-timestamp", "webhook-id",
+                               "webhook-timestamp", "webhook-signature")
+)
+
+
+def accept_one_is_record() -> bool:
+    """Whether ``ACCEPT_ONE`` is all ``projections.record`` would do for an accepted
+    milestone: the feed is the only inline projection of that event type."""
+    readers = [p.name for p in projections.registered()
+               if p.inline and (p.types is None or MILESTONE_ACCEPTED in p.types)]
+    return readers == ["feed"]
+
+
+def hot_paths_enabled() -> bool:
+    """Whether ``HotPaths`` may answer: only when Django would add nothing it does not."""
+    s = settings
+    return (
+        getattr(s, "CLAWDBOT_HOT_PATHS", True)
+        and accept_one_is_record()
+        and set(s.MIDDLEWARE) <= REPRODUCED_MIDDLEWARE
+        and not (s.SECURE_SSL_REDIRECT or s.PREPEND_WWW or s.DISALLOWED_USER_AGENTS
+                 or s.USE_X_FORWARDED_HOST or s.SECURE_HSTS_SECONDS)
+    )
+
+
+def _response_headers(allow: bytes, extra: dict[str, str] | None = None) -> list[list[bytes]]:
+    """The headers Django's view, DRF and the middleware put on these JSON responses."""
+    s = settings
+    headers = [[b"content-type", b"application/json"], [b"allow", allow]]
+    headers += [[k.lower().encode(), v.encode("latin-1")] for k, v in (extra or {}).items()]
+    if "django.middleware.clickjacking.XFrameOptionsMiddleware" in s.MIDDLEWARE:
+        headers.append([b"x-frame-options", s.X_FRAME_OPTIONS.upper().encode()])
+    if "django.middleware.security.SecurityMiddleware" in s.MIDDLEWARE:
+        if s.SECURE_CONTENT_TYPE_NOSNIFF:
+            headers.append([b"x-content-type-options", b"nosniff"])
+        if s.SECURE_REFERRER_POLICY:
+            policy = s.SECURE_REFERRER_POLICY
+            value = policy if isinstance(policy, str) else ",".join(policy)
+            headers.append([b"referrer-policy", value.encode()])
+        if s.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+            headers.append([b"cross-origin-opener-policy",
+                            s.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode()])
+    return headers
+
+
+async def _respond(send: Send, status: int, body: bytes, headers: list[list[bytes]]) -> None:
+    headers.append([b"content-length", str(len(body)).encode()])
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _drf_json(data: dict[str, Any]) -> bytes:
+    """What DRF's JSONRenderer writes with the project's settings (compact, UTF-8)."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _host_allowed(scope: dict) -> bool:
+    hosts = [v for k, v in scope.get("headers") or [] if k == b"host"]
+    if len(hosts) != 1:
+        return False  # Django joins repeated headers; leave such requests to it
+    domain, _port = split_domain_port(hosts[0].decode("latin-1"))
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return bool(domain) and validate_host(domain, allowed)
+
+
+class HotPaths:
+    """Serve the ingest and the feed page on the event loop; everything else via ``app``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and hot_paths_enabled() and _host_allowed(scope):
+            path, method = scope.get("path"), scope.get("method")
+            if path == INGEST_PATH and method == "POST":
+                return await self._ingest(scope, receive, send)
+            if path == LATEST_PATH and method == "GET":
+                return await self._latest(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+    async def _ingest(self, scope: dict, receive: Receive, send: Send) -> None:
+        limit = settings.MILESTONE_INGEST_MAX_BYTES
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            return await self.app(scope, receive, send)  # 413 unread, recorded by Django
+        chunks: list[bytes] = []
+        received, more = 0, True
+        while more and received <= limit:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            received += len(chunks[-1])
+            more = message.get("more_body", False)
+        if more or received > limit:
+            return await self.app(scope, _replay(chunks, more, receive), send)
+        request = _ingest_request(scope, b"".join(chunks))
+        verdict = ingest_check(request, now=timezone.now())
+        if not isinstance(verdict, Passed):  # recorded and answered by Django
+            return await self.app(scope, _replay(chunks, False, receive), send)
+        accept = services.milestone_accept(request=request, verdict=verdict)
+        try:
+            result = await services.milestone_store_async(accept)
+        except ServiceUnavailable as exc:
+            return await _respond_error(send, exc, allow=b"POST, OPTIONS")
+        await _respond(send, 200, _drf_json(result.body()), _response_headers(b"POST, OPTIONS"))
+
+    async def _latest(self, scope: dict, receive: Receive, send: Send) -> None:
+        try:
+            query = QueryDict(scope.get("query_string", b"").decode())
+        except UnicodeDecodeError:
+            return await self.app(scope, receive, send)
+        allow = b"GET, HEAD, OPTIONS"
+        args = selectors.feed_page_args(query)
+        try:
+            sql, params = selectors.feed_page_query(**args)
+            page = await _feed_page(sql, params, limit=args["limit"])
+        except DomainError as exc:
+            return await _respond_error(send, exc, allow=allow)
+        await _respond(send, 200, page.response_json().encode(), _response_headers(allow))
+
+
+async def _respond_error(send: Send, exc: DomainError, *, allow: bytes) -> None:
+    headers = _response_headers(allow, exc.headers)
+    await _respond(send, exc.status_code, _drf_json(exc.body()), headers)
+
+
+async def _feed_page(sql: str, params: dict, *, limit: int) -> selectors.FeedPage:
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    try:
+        async with (await asyncdb.pool()).connection() as conn:
+            cursor = await conn.execute(sql, params, prepare=True)
+            row = await cursor.fetchone()
+    except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+        raise ServiceUnavailable() from exc
+    assert row is not None  # an aggregate always returns one row
+    return selectors.feed_page_from_row(row, limit=limit)
+
+
+def _ingest_request(scope: dict, body: bytes) -> IngestRequest:
+    """``feed_app.api.body.ingest_request`` for a body read within the limit."""
+    headers: dict[str, str] = {}
+    for name, value in scope.get("headers") or []:
+        if name in _INGEST_HEADERS:
+            key = name.decode()
+            text = value.decode("latin-1")
+            headers[key] = f"{headers[key]},{text}" if key in headers else text
+    client = scope.get("client")
+    return IngestRequest(body, headers, client[0] if client else "")
+
+
+def _replay(chunks: list[bytes], more: bool, receive: Receive) -> Receive:
+    """A ``receive`` that gives the body chunks already read again, then the rest."""
+    pending = list(chunks)
+
+    async def replay() -> dict:
+        if pending:
+            body = pending.pop(0)
+            return {"type": "http.request", "body": body, "more_body": bool(pending) or more}
+        return await receive()
+
+    return replay
 
 
 class IngestBodyLimit:

@@ -46,6 +46,12 @@ def milestone_broadcast(*, event: RecordedEvent) -> None:
         received_at=event.recorded_at,
         event=event.data["event"],
     )
+    running = _running_loop()
+    if running is not None:  # called on the event loop itself (the lean ingest path)
+        task = running.create_task(_send(message))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+        return
     loop = _server_loop()
     if loop is not None:
         asyncio.run_coroutine_threadsafe(_send(message), loop)
@@ -58,6 +64,17 @@ async def _send(message: dict[str, Any]) -> None:
         await get_channel_layer().group_send(GROUP, {"type": "milestone.live", "message": message})
     except Exception:  # the ingest already committed; see milestone_broadcast
         logger.exception("broadcast of milestone at position %s failed", message["position"])
+
+
+#: Sends scheduled on the event loop, kept until done (the loop holds tasks only weakly).
+_pending: set[asyncio.Task[None]] = set()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _server_loop() -> asyncio.AbstractEventLoop | None:

@@ -38,6 +38,56 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s)
 """
 
 
+# The ingest of one accepted milestone in one statement (one round trip, in autocommit its
+# own transaction): the event store's append (eventstore_append: append lock, stream version
+# check, insert) and this projection's feed row, built from the appended event's position
+# and time. The same row ``FeedProjection.row`` builds on a rebuild: the stored item is the
+# event plus ``idempotencyKey`` (bound here) and ``position``/``receivedAtUtc`` (added in SQL,
+# ``receivedAtUtc`` in js_iso_timestamp's form, milliseconds truncated). No row comes back
+# when the stream exists already: a duplicate, decided by the store's unique index.
+ACCEPT_ONE = """
+WITH appended AS (
+    SELECT * FROM eventstore_append(%(lock)s, %(stream)s, ARRAY[%(type)s]::text[],
+                                    ARRAY[%(data)s::jsonb], ARRAY[%(metadata)s::jsonb], 0)
+)
+INSERT INTO feed_item (position, idempotency_key, milestone_id, timestamp, scope,
+                       risk_status, source, event, item, received_at)
+SELECT new_position, %(key)s, %(milestone_id)s, %(timestamp)s, %(scope)s, %(risk_status)s,
+       %(source)s, %(event)s::jsonb,
+       %(item)s::jsonb || jsonb_build_object(
+           'position', new_position,
+           'receivedAtUtc', to_char(new_recorded_at AT TIME ZONE 'UTC',
+                                    'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+       new_recorded_at
+FROM appended
+RETURNING position, received_at
+"""
+
+
+def accept_one_params(
+    *, lock: int, stream_id: str, data: dict[str, object], metadata: dict[str, object]
+) -> dict[str, object]:
+    """The parameters of ``ACCEPT_ONE`` for a ``feed.milestone_accepted`` event's data."""
+    milestone = data["event"]
+    assert isinstance(milestone, dict)
+    event_json = json.dumps(milestone)
+    return {
+        "lock": lock,
+        "stream": stream_id,
+        "type": MILESTONE_ACCEPTED,
+        "data": json.dumps(data),
+        "metadata": json.dumps(metadata),
+        "key": data["idempotencyKey"],
+        "milestone_id": milestone["milestoneId"],
+        "timestamp": parse_timestamp(milestone["timestampUtc"]),
+        "scope": milestone["scope"],
+        "risk_status": milestone["riskStatus"],
+        "source": milestone.get("source", "orchestrator"),
+        "event": event_json,
+        "item": json.dumps({**milestone, "idempotencyKey": data["idempotencyKey"]}),
+    }
+
+
 def _insert(sql: str, rows: list[tuple[object, ...]]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, [list(column) for column in zip(*rows, strict=True)])

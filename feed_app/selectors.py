@@ -4,6 +4,7 @@ measured about twice as fast as building them in Python (docs/PERFORMANCE.md).""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +48,11 @@ class FeedPage:
     items_json: str  # a JSON array, newest timestampUtc first
     next_cursor: str | None
 
+    def response_json(self) -> str:
+        """The body of ``GET /api/milestones/latest``, written without re-serialising."""
+        cursor = f'"{self.next_cursor}"' if self.next_cursor else "null"
+        return f'{{"ok":true,"items":{self.items_json},"nextCursor":{cursor}}}'
+
 
 def js_limit(raw: str | None) -> int:
     """``min(50, max(1, parseInt(raw) || 20))``, with JavaScript's parseInt."""
@@ -72,15 +78,24 @@ def _cursor_bounds(cursor: str) -> tuple[datetime, int]:
         raise BadQuery("before is out of range", errors={"before": ["Invalid."]}) from None
 
 
-def feed_page(
+def feed_page_args(query: Mapping[str, str]) -> dict[str, Any]:
+    """``feed_page``'s keywords from the query parameters of ``GET /latest`` (a QueryDict)."""
+    return {
+        "limit": js_limit(query.get("limit")), "before": query.get("before") or None,
+        "scope": query.get("scope"), "risk_status": query.get("riskStatus"),
+        "source": query.get("source"),
+    }
+
+
+def feed_page_query(
     *,
     limit: int = DEFAULT_LIMIT,
     before: str | None = None,
     scope: str | None = None,
     risk_status: str | None = None,
     source: str | None = None,
-) -> FeedPage:
-    """Up to ``limit`` milestones, newest ``timestampUtc`` first, older than ``before``."""
+) -> tuple[str, dict[str, int | str | datetime]]:
+    """The SQL and parameters of ``feed_page``; raises ``BadQuery`` for a malformed one."""
     where = ["true"]
     params: dict[str, int | str | datetime] = {"limit": limit}
     filters = (("scope", "scope", scope), ("risk_status", "riskStatus", risk_status),
@@ -95,11 +110,30 @@ def feed_page(
     if before:
         params["ts"], params["pos"] = _cursor_bounds(before)
         where.append("(timestamp, position) < (%(ts)s, %(pos)s)")
-    with connection.cursor() as cursor:
-        cursor.execute(_PAGE.format(where=" AND ".join(where)), params)
-        items_json, count, last_micros, last_position = cursor.fetchone()
+    return _PAGE.format(where=" AND ".join(where)), params
+
+
+def feed_page_from_row(row: tuple[Any, ...], *, limit: int) -> FeedPage:
+    """The ``FeedPage`` of the one row ``feed_page_query``'s statement returns."""
+    items_json, count, last_micros, last_position = row
     next_cursor = f"{last_micros}_{last_position}" if count == limit else None
     return FeedPage(items_json=items_json, next_cursor=next_cursor)
+
+
+def feed_page(
+    *,
+    limit: int = DEFAULT_LIMIT,
+    before: str | None = None,
+    scope: str | None = None,
+    risk_status: str | None = None,
+    source: str | None = None,
+) -> FeedPage:
+    """Up to ``limit`` milestones, newest ``timestampUtc`` first, older than ``before``."""
+    sql, params = feed_page_query(limit=limit, before=before, scope=scope,
+                                  risk_status=risk_status, source=source)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return feed_page_from_row(cursor.fetchone(), limit=limit)
 
 
 def milestone_get(*, idempotency_key: str) -> dict[str, Any]:

@@ -8,21 +8,25 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
+from psycopg_pool import PoolTimeout
 
+from clawdbot import asyncdb
 from clawdbot.errors import ServiceUnavailable
-from clawdbot.eventstore import projections
-from clawdbot.eventstore.store import ConcurrencyError, Expect, NewEvent
+from clawdbot.eventstore import projections, store
+from clawdbot.eventstore.store import ConcurrencyError, Expect, NewEvent, RecordedEvent
 from feed_app.broadcast import milestone_broadcast
-from feed_app.checks import IngestRequest, Refused, ingest_check
+from feed_app.checks import IngestRequest, Passed, Refused, ingest_check
 from feed_app.exceptions import IngestRejected
 from feed_app.models import FeedItem
-from feed_app.projections import MILESTONE_ACCEPTED
+from feed_app.projections import ACCEPT_ONE, MILESTONE_ACCEPTED, accept_one_params
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +62,29 @@ def envelope_ingest(*, request: IngestRequest) -> IngestResult:
         rejection_record(request=request, error=verdict.rejection, scheme=verdict.scheme,
                          key=verdict.key)
         raise verdict.rejection
+    with _database_available():
+        return _milestone_store(milestone_accept(request=request, verdict=verdict))
+
+
+@dataclass(frozen=True)
+class MilestoneAccept:
+    """A verified, valid envelope ready to store as a ``feed.milestone_accepted`` event."""
+
+    stream_id: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    milestone_id: str
+
+    def event(self) -> NewEvent:
+        return NewEvent(MILESTONE_ACCEPTED, self.data, self.metadata)
+
+    def recorded(self, position: int, recorded_at: datetime) -> RecordedEvent:
+        return RecordedEvent(position, self.stream_id, 1, MILESTONE_ACCEPTED, self.data,
+                             self.metadata, recorded_at)
+
+
+def milestone_accept(*, request: IngestRequest, verdict: Passed) -> MilestoneAccept:
+    """What a request whose checks passed is stored as."""
     envelope = verdict.envelope
     data = {
         "idempotencyKey": envelope.idempotency_key,
@@ -65,28 +92,54 @@ def envelope_ingest(*, request: IngestRequest) -> IngestResult:
         "scheme": verdict.scheme,
         "event": envelope.event.raw,
     }
-    metadata = {"remoteAddr": request.remote_addr}
-    with _database_available():
-        return _milestone_store(data, metadata, envelope.event.milestone_id)
+    return MilestoneAccept(f"feed-ingest-{envelope.idempotency_key}", data,
+                           {"remoteAddr": request.remote_addr}, envelope.event.milestone_id)
 
 
 @transaction.atomic(durable=True)
-def _milestone_store(
-    data: dict[str, Any], metadata: dict[str, Any], milestone_id: str
-) -> IngestResult:
-    key = data["idempotencyKey"]
+def _milestone_store(accept: MilestoneAccept) -> IngestResult:
     try:
         (recorded,) = projections.record(
-            f"feed-ingest-{key}",
-            [NewEvent(MILESTONE_ACCEPTED, data, metadata)],
-            expected_version=Expect.NO_STREAM,
+            accept.stream_id, [accept.event()], expected_version=Expect.NO_STREAM
         )
     except ConcurrencyError:
-        stored = (FeedItem.objects.filter(idempotency_key=key)
+        stored = (FeedItem.objects.filter(idempotency_key=accept.data["idempotencyKey"])
                   .values_list("milestone_id", flat=True).first())
-        return IngestResult("duplicate", stored if stored is not None else milestone_id)
+        return IngestResult("duplicate", stored if stored is not None else accept.milestone_id)
     transaction.on_commit(partial(milestone_broadcast, event=recorded))
-    return IngestResult("accepted", milestone_id, recorded.position)
+    return IngestResult("accepted", accept.milestone_id, recorded.position)
+
+
+_DUPLICATE_OF = "SELECT milestone_id FROM feed_item WHERE idempotency_key = %s"
+
+
+async def milestone_store_async(accept: MilestoneAccept) -> IngestResult:
+    """``_milestone_store`` on the event loop, in one statement on the asyncio pool.
+
+    ``feed_app.projections.ACCEPT_ONE`` is ``projections.record`` of the one event folded
+    into a single statement (the store's ``eventstore_append``, then the feed projection's
+    row), its own transaction in autocommit: one round trip instead of five, the broadcast
+    that follows comes after the commit, and a failure leaves nothing stored. A database
+    that cannot be reached raises ``ServiceUnavailable``. Callers check first that the feed
+    is the only inline projection of the event (``feed_app.asgi.accept_one_is_record``).
+    """
+    params = accept_one_params(lock=store.APPEND_LOCK_KEY, stream_id=accept.stream_id,
+                               data=accept.data, metadata=accept.metadata)
+    try:
+        async with (await asyncdb.pool()).connection() as conn:
+            cursor = await conn.execute(ACCEPT_ONE, params, prepare=True)
+            row = await cursor.fetchone()
+            if row is None:
+                cursor = await conn.execute(_DUPLICATE_OF, [accept.data["idempotencyKey"]])
+                stored = await cursor.fetchone()
+    except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+        logger.warning("database unavailable during ingest: %s", exc)
+        raise ServiceUnavailable() from exc
+    if row is None:
+        return IngestResult("duplicate", stored[0] if stored else accept.milestone_id)
+    recorded = accept.recorded(*row)
+    milestone_broadcast(event=recorded)
+    return IngestResult("accepted", accept.milestone_id, recorded.position)
 
 
 _RECORD_REJECTION = """

@@ -6,24 +6,34 @@ retries that have come due and leases that have expired. Claims use SKIP LOCKED,
 number of dispatchers (workers, hosts) share the work without stepping on each other.
 The thread starts on django-q2's ``post_spawn`` (see ``apps.py``): it lives and dies with
 its worker process, and a worker killed mid-attempt just leaves a lease to expire.
+
+Targets are isolated from one another. Each claimed delivery is sent at once by a thread
+of its own (``PARALLEL`` of them), one target holds at most ``PER_TARGET`` of those, and
+each attempt is recorded as soon as it ends (with whatever else ended meanwhile), never
+held back until the slowest attempt of a batch is done. A target that hangs until its
+timeout therefore ties up its own ``PER_TARGET`` threads, and the others go on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
+import select
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections import Counter
 
 import psycopg
 from django.db import close_old_connections, connection
 
 from orchestrator_app.services.delivery import (
+    Job,
     Sent,
-    deliveries_record,
-    deliveries_send,
+    deliveries_claim,
+    deliveries_load,
+    deliveries_record_each,
+    job_send,
     worker_name,
 )
 from orchestrator_app.transport import Transport, default_transport
@@ -31,11 +41,13 @@ from orchestrator_app.wake import WAKE_CHANNEL
 
 log = logging.getLogger(__name__)
 
-#: How long to wait for a NOTIFY before looking for due retries anyway.
+#: How long to wait for a NOTIFY (or a free thread) before looking for due retries anyway.
 POLL_S = 0.25
-#: Deliveries claimed at once; attempted by ``PARALLEL`` threads.
-BATCH = 64
-PARALLEL = 8
+#: Attempts in flight at once per worker process, and of those at most per target.
+PARALLEL = 16
+PER_TARGET = 4
+#: Attempts recorded in one transaction, at most.
+RECORD_BATCH = 64
 
 
 def _listen() -> psycopg.Connection:
@@ -47,9 +59,43 @@ def _listen() -> psycopg.Connection:
     return conn
 
 
-def _wait_for_wake(listener: psycopg.Connection | None,
-                   stop: threading.Event) -> psycopg.Connection | None:
-    """Wait up to ``POLL_S`` for a NOTIFY, (re)connecting the listener first if needed.
+class _Waker:
+    """A self-pipe: the senders write a byte when an attempt ends, so the dispatcher can
+    wait for a NOTIFY and for a free thread in the same ``select``."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self.write_fd, False)
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def wake(self) -> None:
+        with self.lock:  # a sender may end its attempt after the dispatcher stopped
+            if self.closed:
+                return
+            # A full pipe means a wake-up is pending anyway.
+            with contextlib.suppress(BlockingIOError):
+                os.write(self.write_fd, b"x")
+
+    def drain(self) -> None:
+        try:
+            while os.read(self.read_fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            os.close(self.read_fd)
+            os.close(self.write_fd)
+
+
+def _wait(listener: psycopg.Connection | None, waker: _Waker,
+          stop: threading.Event) -> psycopg.Connection | None:
+    """Wait up to ``POLL_S`` for a NOTIFY or an ended attempt, (re)connecting the listener
+    first if needed.
 
     Never raises: the dispatcher thread must outlive a database that is not up yet when
     the worker spawns, or goes away later; until it is back, this just paces the polls.
@@ -57,10 +103,12 @@ def _wait_for_wake(listener: psycopg.Connection | None,
     try:
         if listener is None or listener.closed:
             listener = _listen()
-        for _ in listener.notifies(timeout=POLL_S, stop_after=1):
+        select.select([listener.fileno(), waker.read_fd], [], [], POLL_S)
+        waker.drain()
+        for _ in listener.notifies(timeout=0):  # consume what arrived
             pass
         return listener
-    except psycopg.Error:
+    except (psycopg.Error, OSError):
         log.warning("dispatcher has no LISTEN connection; polling until the database is back")
         if listener is not None:
             listener.close()
@@ -68,89 +116,108 @@ def _wait_for_wake(listener: psycopg.Connection | None,
         return None
 
 
-class _Pool:
-    """``PARALLEL`` daemon threads and a ``map`` over them.
+class _Senders:
+    """``PARALLEL`` daemon threads sending jobs, counting what is in flight per target.
 
     Daemon threads (not a ThreadPoolExecutor, whose threads are joined at exit): a worker
     process told to stop must not wait for a hanging receiver; its leases just expire.
     """
 
-    def __init__(self, size: int) -> None:
-        self.work: queue.Queue[tuple[Callable[[Any], Any], Any, list[Any], int]] = queue.Queue()
-        for n in range(size):
+    def __init__(self, transport: Transport, done: queue.Queue[Sent | None],
+                 waker: _Waker) -> None:
+        self.transport, self.done, self.waker = transport, done, waker
+        self.jobs: queue.Queue[Job] = queue.Queue()
+        self.lock = threading.Lock()
+        self.busy: Counter[str] = Counter()
+        for n in range(PARALLEL):
             threading.Thread(target=self._loop, name=f"outbox-{n}", daemon=True).start()
+
+    def in_flight(self) -> dict[str, int]:
+        with self.lock:
+            return {target: n for target, n in self.busy.items() if n}
+
+    def submit(self, job: Job) -> None:
+        with self.lock:
+            self.busy[job.target.name] += 1
+        self.jobs.put(job)
 
     def _loop(self) -> None:
         while True:
-            fn, arg, results, i = self.work.get()
+            job = self.jobs.get()
             try:
-                results[i] = fn(arg)
-            except BaseException as exc:  # handed back to map()'s caller
-                results[i] = _Failed(exc)
+                self.done.put(job_send(job, self.transport))  # job_send never raises
             finally:
-                self.work.task_done()
-
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        items = list(items)
-        results: list[Any] = [None] * len(items)
-        for i, item in enumerate(items):
-            self.work.put((fn, item, results, i))
-        self.work.join()
-        for result in results:
-            if isinstance(result, _Failed):
-                raise result.exc
-        return results
-
-
-@dataclass(frozen=True)
-class _Failed:
-    exc: BaseException
+                with self.lock:
+                    self.busy[job.target.name] -= 1
+                self.waker.wake()
 
 
 class _Recorder:
-    """Records sent batches on its own thread, so the next batch is sent meanwhile.
-
-    The queue holds one batch: a dispatcher that sends faster than it records waits.
-    """
+    """Records ended attempts on its own thread, as they end: the first one waits for
+    nothing else, and whatever ended meanwhile (up to ``RECORD_BATCH``) goes with it."""
 
     def __init__(self) -> None:
-        self.batches: queue.Queue[list[Sent] | None] = queue.Queue(maxsize=1)
+        self.done: queue.Queue[Sent | None] = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name="outbox-recorder", daemon=True)
         self.thread.start()
 
     def close(self) -> None:
-        """Record what is queued, then stop and close the thread's database connection."""
-        self.batches.put(None)
+        """Record what has ended, then stop and close the thread's database connection."""
+        self.done.put(None)
         self.thread.join()
 
     def _loop(self) -> None:
-        while (sent := self.batches.get()) is not None:  # None: the dispatcher stopped
-            try:
-                deliveries_record(sent=sent)
-            except Exception:  # leases expire and the deliveries are attempted again
-                log.exception("recording a batch failed")
-                connection.close()
+        stopping = False
+        while not stopping:
+            batch: list[Sent] = []
+            item = self.done.get()
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= RECORD_BATCH:
+                    break
+                try:
+                    item = self.done.get_nowait()
+                except queue.Empty:
+                    break
+            stopping = item is None
+            if batch:
+                try:
+                    deliveries_record_each(sent=batch)
+                except Exception:  # leases expire and the deliveries are attempted again
+                    log.exception("recording %d attempts failed", len(batch))
+                    connection.close()
         connection.close()
 
 
+def _claim(senders: _Senders, worker: str) -> bool:
+    """Claim and start what is due and fits; True when more may be due right now."""
+    busy = senders.in_flight()
+    room = PARALLEL - sum(busy.values())
+    if room <= 0:
+        return False
+    claims = deliveries_claim(limit=room, worker=worker, parallel=room, per_target=PER_TARGET,
+                              busy=busy)
+    for job in deliveries_load(claims=claims) if claims else []:
+        senders.submit(job)
+    return len(claims) == room
+
+
 def dispatch_forever(*, stop: threading.Event, transport: Transport | None = None) -> None:
-    transport = transport or default_transport()
-    pool, recorder = _Pool(PARALLEL), _Recorder()
-    owner = worker_name()
+    waker, recorder = _Waker(), _Recorder()
+    senders = _Senders(transport or default_transport(), recorder.done, waker)
+    worker = worker_name()
     listener: psycopg.Connection | None = None
     while not stop.is_set():
         try:
-            sent = deliveries_send(transport=transport, owner=owner, limit=BATCH,
-                                   map_fn=pool.map, parallel=PARALLEL)
-            if sent:
-                recorder.batches.put(sent)
+            if _claim(senders, worker):
                 continue  # more may be due already
         except Exception:  # leases expire and the deliveries are attempted again
-            log.exception("sending a batch failed")
+            log.exception("claiming deliveries failed")
             close_old_connections()
             connection.close()
-        listener = _wait_for_wake(listener, stop)
+        listener = _wait(listener, waker, stop)
     recorder.close()
+    waker.close()
     if listener is not None:
         listener.close()
     connection.close()

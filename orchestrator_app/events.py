@@ -14,6 +14,8 @@ from clawdbot.eventstore.store import NewEvent
 
 MILESTONE_EMITTED = "outbox.milestone_emitted"
 DELIVERY_QUEUED = "outbox.delivery_queued"
+#: Written with the claim, before the request: a worker that dies mid-attempt leaves it.
+DELIVERY_ATTEMPT_STARTED = "outbox.delivery_attempt_started"
 DELIVERY_ATTEMPTED = "outbox.delivery_attempted"
 DELIVERY_RETRY_SCHEDULED = "outbox.delivery_retry_scheduled"
 DELIVERY_SUCCEEDED = "outbox.delivery_succeeded"
@@ -25,9 +27,9 @@ TARGET_PAUSED = "outbox.target_paused"
 TARGET_RESUMED = "outbox.target_resumed"
 
 PROJECTED_TYPES = (
-    MILESTONE_EMITTED, DELIVERY_QUEUED, DELIVERY_ATTEMPTED, DELIVERY_RETRY_SCHEDULED,
-    DELIVERY_SUCCEEDED, DELIVERY_REJECTED, DELIVERY_DEAD_LETTERED, DELIVERY_REQUEUED,
-    DELIVERY_DISCARDED,
+    MILESTONE_EMITTED, DELIVERY_QUEUED, DELIVERY_ATTEMPT_STARTED, DELIVERY_ATTEMPTED,
+    DELIVERY_RETRY_SCHEDULED, DELIVERY_SUCCEEDED, DELIVERY_REJECTED, DELIVERY_DEAD_LETTERED,
+    DELIVERY_REQUEUED, DELIVERY_DISCARDED,
 )
 
 

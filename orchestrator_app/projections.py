@@ -112,6 +112,20 @@ def _queued(e: RecordedEvent) -> Delivery:
         created_at=e.recorded_at, updated_at=e.recorded_at, position=e.position)
 
 
+STARTED, INTERRUPTED = "started", "interrupted"
+INTERRUPTED_ERROR = "no outcome recorded: the worker stopped (or lost its lease) mid-attempt"
+
+
+def _started(e: RecordedEvent) -> DeliveryAttempt:
+    """An attempt under way, until its outcome replaces it (or a later start marks it
+    interrupted: the worker died, or lost its lease, before recording an outcome)."""
+    d = e.data
+    return DeliveryAttempt(
+        position=e.position, delivery_id=d["deliveryId"], number=d["number"],
+        attempted_at=e.recorded_at, duration_ms=0.0, outcome=STARTED,
+        worker=d.get("worker") or "")
+
+
 def _attempt(e: RecordedEvent) -> DeliveryAttempt:
     d = e.data
     return DeliveryAttempt(
@@ -135,26 +149,78 @@ class OutboxProjection(Projection):
     types = frozenset(ev.PROJECTED_TYPES)
 
     def apply(self, events: Sequence[RecordedEvent]) -> None:
-        touched = {e.data["deliveryId"] for e in events
-                   if e.type not in (ev.MILESTONE_EMITTED, ev.DELIVERY_QUEUED)}
+        touched = {e.data["deliveryId"] for e in events if e.type not in (
+            ev.MILESTONE_EMITTED, ev.DELIVERY_QUEUED, ev.DELIVERY_ATTEMPT_STARTED)}
         existing = {str(k): row for k, row in Delivery.objects.in_bulk(list(touched)).items()}
         new: dict[str, Delivery] = {}
         milestones, attempts, changed = [], [], set()
+        starts = _Starts(events)
         for e in events:
             if e.type == ev.MILESTONE_EMITTED:
                 milestones.append(_milestone(e))
             elif e.type == ev.DELIVERY_QUEUED:
                 new[e.data["deliveryId"]] = _queued(e)
+            elif e.type == ev.DELIVERY_ATTEMPT_STARTED:
+                starts.start(e)
             else:
                 key = e.data["deliveryId"]
                 _fold(new.get(key) or existing[key], e)
                 changed.add(key)
                 if e.type == ev.DELIVERY_ATTEMPTED:
+                    starts.finish(e)
                     attempts.append(_attempt(e))
         EmittedMilestone.objects.bulk_create(milestones)
         Delivery.objects.bulk_create(new.values())
         _update([existing[k] for k in changed if k in existing])
+        starts.write()
         DeliveryAttempt.objects.bulk_create(attempts)
+
+
+class _Starts:
+    """The attempt-started rows of one batch: each is replaced by its attempt's outcome
+    (``startedPosition``), and marked interrupted when its delivery starts again first."""
+
+    def __init__(self, events: Sequence[RecordedEvent]) -> None:
+        self.new: dict[int, DeliveryAttempt] = {}
+        self.finished: set[int] = set()
+        self.interrupted: set[int] = set()
+        again = {e.data["deliveryId"] for e in events if e.type == ev.DELIVERY_ATTEMPT_STARTED}
+        # Earlier starts still without an outcome, of deliveries that start again here.
+        self.open: dict[str, list[int]] = {}
+        if again:
+            for delivery_id, position in DeliveryAttempt.objects.filter(
+                    delivery_id__in=again, outcome=STARTED).values_list("delivery_id", "pk"):
+                self.open.setdefault(str(delivery_id), []).append(position)
+
+    def start(self, e: RecordedEvent) -> None:
+        key = e.data["deliveryId"]
+        for position in self.open.pop(key, []):
+            if position in self.new:
+                self.new[position].outcome = INTERRUPTED
+                self.new[position].error = INTERRUPTED_ERROR
+            else:
+                self.interrupted.add(position)
+        self.new[e.position] = _started(e)
+        self.open[key] = [e.position]
+
+    def finish(self, e: RecordedEvent) -> None:
+        position = e.data.get("startedPosition")
+        if position is None:
+            return
+        if self.new.pop(position, None) is None:
+            self.finished.add(position)
+        self.interrupted.discard(position)
+        opened = self.open.get(e.data["deliveryId"], [])
+        if position in opened:
+            opened.remove(position)
+
+    def write(self) -> None:
+        if self.finished:
+            DeliveryAttempt.objects.filter(pk__in=self.finished).delete()
+        if self.interrupted:
+            DeliveryAttempt.objects.filter(pk__in=self.interrupted, outcome=STARTED).update(
+                outcome=INTERRUPTED, error=INTERRUPTED_ERROR)
+        DeliveryAttempt.objects.bulk_create(self.new.values())
 
 
 class TargetPauseProjection(Projection):

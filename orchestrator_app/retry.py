@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import Enum
 
@@ -62,27 +63,58 @@ def classify(status_code: int | None, body: bytes) -> Verdict:
     return Verdict.REJECTED  # other 4xx, and 1xx/3xx (redirects are not followed)
 
 
+#: Bodies longer than this are not parsed for ``"status": "duplicate"``: a reply that big
+#: is not the ingest's answer, and parsing it would cost more than the attempt.
+DUPLICATE_PROBE_BYTES = 4096
+
+
 def _says_duplicate(body: bytes) -> bool:
+    if len(body) > DUPLICATE_PROBE_BYTES:
+        return False
     try:
         parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # "[[[[…" nests too deep
         return False
     return isinstance(parsed, dict) and parsed.get("status") == "duplicate"
 
 
+#: A Retry-After longer than this is not one of the two forms: ignored, never parsed.
+RETRY_AFTER_MAX_CHARS = 64
+# RFC 9110 §10.2.3: delta-seconds (1*DIGIT, ASCII only) or an HTTP-date (§5.6.7) in one of
+# its three forms; anything else (signs, exponents, "²", several values) is ignored.
+_DELTA_SECONDS = re.compile(r"[0-9]+", re.ASCII)
+_DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_HTTP_DATE = re.compile(
+    rf"{_DAY}, [0-9]{{2}} {_MONTH} [0-9]{{4}} [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}} GMT"  # IMF
+    rf"|(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), [0-9]{{2}}-{_MONTH}-"
+    rf"[0-9]{{2}} [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}} GMT"  # RFC 850
+    rf"|{_DAY} {_MONTH} [ 0-9][0-9] [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}} [0-9]{{4}}",  # asctime
+    re.ASCII,
+)
+
+
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (delta-seconds or HTTP-date), else None."""
-    if not value:
+    """Seconds a ``Retry-After`` header asks for, or None when it is absent or not valid.
+
+    Only the two forms of RFC 9110 count: delta-seconds (ASCII digits) and an HTTP-date;
+    a date in the past means "now". Never raises, whatever the receiver sent: the value
+    comes from a stranger, and one bad header must not cost the recording of an attempt.
+    Repeated headers reach here joined by ", ", which matches neither form.
+    """
+    if not value or len(value) > RETRY_AFTER_MAX_CHARS:
         return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+    value = value.strip(" \t")
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(min(int(value), 10**9))  # at most 64 digits; clamped later anyway
+    if not _HTTP_DATE.fullmatch(value):
+        return None
     try:
         moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        return None
+    if moment.tzinfo is None:  # asctime carries no zone: HTTP-dates are always GMT
+        moment = moment.replace(tzinfo=UTC)
     return max(0.0, (moment - now).total_seconds())
 
 

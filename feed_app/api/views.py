@@ -86,14 +86,8 @@ class FeedLatestView(APIView):
     @extend_schema(summary="Latest milestones, newest timestampUtc first", parameters=_FILTERS,
                    responses={200: s.FeedPageSerializer, 400: _REJECTED})
     def get(self, request: Request) -> HttpResponse:
-        q = request.query_params
-        page = selectors.feed_page(
-            limit=selectors.js_limit(q.get("limit")), before=q.get("before") or None,
-            scope=q.get("scope"), risk_status=q.get("riskStatus"), source=q.get("source"),
-        )
-        cursor = f'"{page.next_cursor}"' if page.next_cursor else "null"
-        body = f'{{"ok":true,"items":{page.items_json},"nextCursor":{cursor}}}'
-        return HttpResponse(body, content_type="application/json")
+        page = selectors.feed_page(**selectors.feed_page_args(request.query_params))
+        return HttpResponse(page.response_json(), content_type="application/json")
 
 
 class MilestoneDetailView(APIView):

@@ -1,18 +1,26 @@
 """Delivery: claim due deliveries, POST them signed (outside any transaction), record.
 
-A claim is a lease written in one autocommit UPDATE over rows picked with
-``FOR UPDATE SKIP LOCKED``: concurrent workers never pick the same row, and a worker that
-dies mid-attempt loses its lease when it expires, after which any worker attempts again
-(the receiver deduplicates by idempotencyKey, so a repeat is harmless).
+A claim is a lease, owned by a token drawn for that claim alone (not by the process: a
+process holds many claims over time, some perhaps expired and taken over by another
+worker, and an outcome must only release the lease it was sent under). It is written in
+one UPDATE over rows picked with ``FOR UPDATE SKIP LOCKED``, so concurrent workers never
+pick the same row, together with an ``outbox.delivery_attempt_started`` event per row in
+the same transaction: a worker that dies mid-attempt leaves that event in the history,
+and its lease expires, after which any worker attempts again (the receiver deduplicates
+by idempotencyKey, so a repeat is harmless).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -29,69 +37,106 @@ from orchestrator_app.models import OPEN_STATUSES, Delivery, EmittedMilestone, S
 from orchestrator_app.services.triage import target_pause_event
 from orchestrator_app.transport import Transport, TransportResponse
 
-EXCERPT_BYTES = 2048
+log = logging.getLogger(__name__)
 
+EXCERPT_BYTES = 2048
+ERROR_CHARS = 1000
+
+# Each target's due rows are picked on their own (at most ``per_target`` of them, fewer by
+# what this worker already has in flight for it), so a target with a backlog, or one
+# whose attempts hang, cannot crowd the others out of a claim.
+#
 # A claimed batch is sent ``parallel`` at a time in ``k`` order, so the k-th row may wait
 # for k // parallel rounds of the batch's slowest timeout before its own request starts: its
-# lease covers those rounds, or it would expire (and the row be sent again by another
-# worker) while this one is still working through the batch.
+# lease covers those rounds and then its own target's timeout, or it would expire (and the
+# row be sent again by another worker) while this one is still working through the batch.
+# The dispatcher sends a whole claim at once (``parallel`` = ``limit``): each lease is then
+# its own target's timeout plus the margin, whatever the other targets do.
 _CLAIM = """
 WITH picked AS (
-    SELECT c.id, c.next_attempt_at, ct.timeout_s FROM orchestrator_delivery c
-    JOIN orchestrator_target ct ON ct.name = c.target
-    WHERE c.status IN ('pending', 'retrying')
-      AND c.next_attempt_at <= clock_timestamp() - make_interval(secs => %(overdue)s)
-      AND (c.lease_expires_at IS NULL OR c.lease_expires_at < clock_timestamp())
-      AND NOT EXISTS (SELECT FROM orchestrator_target_pause p WHERE p.target = c.target)
-      AND (%(ids)s::uuid[] IS NULL OR c.id = ANY(%(ids)s::uuid[]))
-    ORDER BY c.next_attempt_at
-    LIMIT %(limit)s
-    FOR UPDATE OF c SKIP LOCKED
-), ranked AS (
-    SELECT id, row_number() OVER (ORDER BY next_attempt_at, id) - 1 AS k,
-           max(timeout_s) OVER () AS slowest
+    SELECT c.id, c.target, c.next_attempt_at, t.timeout_s FROM orchestrator_target t
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.target, d.next_attempt_at FROM orchestrator_delivery d
+        WHERE d.target = t.name AND d.status IN ('pending', 'retrying')
+          AND d.next_attempt_at <= clock_timestamp() - make_interval(secs => %(overdue)s)
+          AND (d.lease_expires_at IS NULL OR d.lease_expires_at < clock_timestamp())
+          AND (%(ids)s::uuid[] IS NULL OR d.id = ANY(%(ids)s::uuid[]))
+        ORDER BY d.next_attempt_at
+        LIMIT %(per_target)s
+        FOR UPDATE OF d SKIP LOCKED
+    ) c
+    WHERE NOT EXISTS (SELECT FROM orchestrator_target_pause p WHERE p.target = t.name)
+), allowed AS (
+    SELECT *, row_number() OVER (PARTITION BY target ORDER BY next_attempt_at, id) AS n
     FROM picked
+), chosen AS (
+    SELECT id, next_attempt_at, timeout_s FROM allowed
+    WHERE n <= %(per_target)s - coalesce((%(busy)s::jsonb ->> target)::int, 0)
+    ORDER BY next_attempt_at, id
+    LIMIT %(limit)s
+), ranked AS (
+    SELECT id, timeout_s, row_number() OVER (ORDER BY next_attempt_at, id) - 1 AS k,
+           max(timeout_s) OVER () AS slowest
+    FROM chosen
 )
 UPDATE orchestrator_delivery d
 SET lease_owner = %(owner)s,
     lease_expires_at = clock_timestamp() + make_interval(
-        secs => %(margin)s + r.slowest * (r.k / %(parallel)s + 1))
+        secs => %(margin)s + r.slowest * (r.k / %(parallel)s) + r.timeout_s)
 FROM ranked r
 WHERE d.id = r.id
-RETURNING d.id, r.k
+RETURNING d.id, r.k, d.idempotency_key, d.attempts + 1
 """
 
 
 @dataclass(frozen=True)
 class Claim:
+    """A leased delivery: ``owner`` is the claim's token (the lease's owner), ``worker``
+    the process that holds it, ``started_position`` its attempt-started event."""
+
     delivery_id: str
     owner: str
+    worker: str = ""
+    started_position: int | None = None
 
 
 def worker_name() -> str:
-    """Who holds a lease: host and process id (the kill -9 test reads the pid from it)."""
+    """Which process makes an attempt (recorded with it): host and process id."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@transaction.atomic(durable=True)
 def deliveries_claim(
-    *, owner: str, limit: int, ids: Sequence[str] | None = None, overdue_s: float = 0.0,
-    parallel: int = 1,
+    *, limit: int, worker: str | None = None, ids: Sequence[str] | None = None,
+    overdue_s: float = 0.0, parallel: int = 1, per_target: int | None = None,
+    busy: Mapping[str, int] | None = None,
 ) -> list[Claim]:
-    """Lease up to ``limit`` due deliveries (of ``ids``, if given) to ``owner``, in the
-    order to send them, ``parallel`` at a time.
+    """Lease up to ``limit`` due deliveries (of ``ids``, if given) under a new claim
+    token, in the order to send them, ``parallel`` at a time, and record that each
+    attempt started.
 
-    Meant for autocommit (the lease must be visible at once); the clock is the database's
-    wall clock, not the transaction's start. ``overdue_s`` picks only deliveries due at
-    least that long ago (the sweep's margin).
+    At most ``per_target`` per target (default: ``limit``), less ``busy[target]`` (what
+    the caller has in flight there). The clock is the database's wall clock, not the
+    transaction's start. ``overdue_s`` picks only deliveries due at least that long ago
+    (the sweep's margin).
     """
+    token, worker = uuid.uuid4().hex, worker or worker_name()
     params: dict[str, str | float | list[str] | None] = {
-        "owner": owner, "margin": float(settings.MILESTONE_LEASE_MARGIN_S),
+        "owner": token, "margin": float(settings.MILESTONE_LEASE_MARGIN_S),
         "overdue": float(overdue_s), "limit": limit, "parallel": max(1, parallel),
+        "per_target": per_target or limit, "busy": json.dumps(dict(busy or {})),
         "ids": [str(i) for i in ids] if ids is not None else None,
     }
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM, params)
-        return [Claim(str(row[0]), owner) for row in sorted(cursor.fetchall(), key=lambda r: r[1])]
+        rows = sorted(cursor.fetchall(), key=lambda r: r[1])
+    recorded = projections.record_batch([
+        projections.Append(ev.milestone_stream(key), [ev.event(
+            ev.DELIVERY_ATTEMPT_STARTED, deliveryId=str(delivery_id), number=number,
+            claim=token, worker=worker)], Expect.ANY)
+        for delivery_id, _, key, number in rows])
+    return [Claim(str(row[0]), token, worker, e.position)
+            for row, e in zip(rows, recorded, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -122,8 +167,7 @@ def deliveries_load(*, claims: Sequence[Claim]) -> list[Job]:
 def job_send(job: Job, transport: Transport) -> Sent:
     """Send one job; any exception becomes a failed attempt of that job alone.
 
-    Transports should not raise, but one that does (``http.client`` raises ValueError for a
-    URL with a port over 65535 or a non-ASCII path) must not lose the whole batch: nothing
+    Transports should not raise, but one that does must not lose the whole batch: nothing
     of it would be recorded, and every delivery in it would be sent again at each lease
     expiry, forever, without ever reaching dead-letter.
     """
@@ -156,13 +200,18 @@ def delivery_send(
     return transport.post(url, body=body, headers=headers, timeout=target.timeout_s)
 
 
+def _text(value: str, limit: int) -> str:
+    """A stranger's text made storable: jsonb refuses NUL, and events are kept forever."""
+    return value[:limit].replace("\x00", "")
+
+
 def _excerpt(body: bytes) -> str:
-    return body[:EXCERPT_BYTES].decode("utf-8", errors="ignore").replace("\x00", "")
+    return _text(body[:EXCERPT_BYTES].decode("utf-8", errors="ignore"), EXCERPT_BYTES)
 
 
 def _error(response: TransportResponse) -> str:
     if response.status_code is None:
-        return response.error
+        return _text(response.error, ERROR_CHARS)
     if 200 <= response.status_code < 300:
         return ""
     return f"HTTP {response.status_code}: {_excerpt(response.body)[:300]}".strip()
@@ -184,8 +233,11 @@ def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
                 .order_by("pk")}
         targets = Target.objects.select_related("pause").in_bulk(
             {d.target for d in rows.values()}, field_name="name")
+        # Only the lease each attempt was sent under: a row whose lease expired and was
+        # taken over by another claim keeps that claim's lease.
         for owner in {s.claim.owner for s in sent}:
-            Delivery.objects.filter(pk__in=ids, lease_owner=owner).update(
+            mine = [s.claim.delivery_id for s in sent if s.claim.owner == owner]
+            Delivery.objects.filter(pk__in=mine, lease_owner=owner).update(
                 lease_owner="", lease_expires_at=None)
         appends = [_attempt_append(rows[item.claim.delivery_id],
                                    targets.get(rows[item.claim.delivery_id].target), item)
@@ -221,11 +273,22 @@ def _attempt_append(delivery: Delivery, target: Target | None, sent: Sent
         "attemptedAtUtc": sent.attempted_at.isoformat(),
         "durationMs": round(response.duration_ms, 3), "statusCode": response.status_code,
         "responseExcerpt": _excerpt(response.body), "error": _error(response),
-        "worker": sent.claim.owner,
+        "worker": sent.claim.worker or sent.claim.owner, "claim": sent.claim.owner,
+        "startedPosition": sent.claim.started_position,
     }
     follow, outcome = None, verdict.value
     if delivery.status in OPEN_STATUSES:
-        follow, outcome = _follow_up(delivery, target, verdict, response)
+        try:
+            follow, outcome = _follow_up(delivery, target, verdict, response)
+        except Exception as exc:
+            # Whatever the answer held, the attempt is recorded and retried on the plain
+            # schedule, never left unrecorded (and resent at each lease expiry) because
+            # one of its details could not be understood.
+            log.exception("could not interpret the answer to delivery %s", delivery.pk)
+            plain = replace(response, headers={})
+            follow, outcome = _follow_up(delivery, target, retry.Verdict.RETRY, plain)
+            attempted["error"] = _text(f"{attempted['error']} (answer not understood: "
+                                       f"{exc.__class__.__name__})".strip(), ERROR_CHARS)
     new_events = [ev.event(ev.DELIVERY_ATTEMPTED, outcome=outcome, **attempted)]
     if follow is not None:
         new_events.append(follow)
@@ -263,14 +326,40 @@ def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict
                     nextAttemptAtUtc=js_iso_timestamp(due)), Status.RETRYING.value
 
 
+def deliveries_record_each(*, sent: Sequence[Sent]) -> list[Delivery]:
+    """``deliveries_record``, isolating the attempts from one another: when the batch
+    cannot be recorded, each attempt is recorded on its own, and one that still cannot be
+    is recorded as a bare failed attempt (its answer left out). Only an attempt that
+    cannot be recorded even so is left to its lease's expiry (and logged)."""
+    try:
+        return deliveries_record(sent=sent)
+    except Exception:
+        log.exception("recording %d attempts together failed; recording each alone", len(sent))
+    done: list[Delivery] = []
+    for item in sent:
+        try:
+            done += deliveries_record(sent=[item])
+            continue
+        except Exception as exc:
+            log.exception("recording the attempt of delivery %s failed", item.claim.delivery_id)
+            took = item.response.duration_ms
+            bare = TransportResponse(None, error=f"answer could not be recorded "
+                                     f"({exc.__class__.__name__})",
+                                     duration_ms=took if math.isfinite(took) else 0.0)
+        try:
+            done += deliveries_record(sent=[replace(item, response=bare)])
+        except Exception:
+            log.exception("delivery %s left to its lease's expiry", item.claim.delivery_id)
+    return done
+
+
 def deliveries_send(
-    *, transport: Transport, owner: str, limit: int = 100, ids: Sequence[str] | None = None,
+    *, transport: Transport, limit: int = 100, ids: Sequence[str] | None = None,
     overdue_s: float = 0.0, map_fn: Callable[..., Iterable[Sent]] = map, parallel: int = 1,
 ) -> list[Sent]:
-    """Claim what is due now and send it (through ``map_fn``: a pool of ``parallel``
-    threads' map in the dispatcher, plain ``map`` elsewhere); the caller records it."""
-    claims = deliveries_claim(owner=owner, limit=limit, ids=ids, overdue_s=overdue_s,
-                              parallel=parallel)
+    """Claim what is due now and send it (through ``map_fn``, plain ``map`` by default:
+    one after the other); the caller records it."""
+    claims = deliveries_claim(limit=limit, ids=ids, overdue_s=overdue_s, parallel=parallel)
     if not claims:
         return []
     jobs = deliveries_load(claims=claims)
@@ -278,10 +367,9 @@ def deliveries_send(
 
 
 def deliveries_run(
-    *, transport: Transport, owner: str | None = None, limit: int = 100,
-    ids: Sequence[str] | None = None, overdue_s: float = 0.0,
+    *, transport: Transport, limit: int = 100, ids: Sequence[str] | None = None,
+    overdue_s: float = 0.0,
 ) -> list[Delivery]:
     """Claim, send and record what is due now, in the foreground; return the deliveries."""
-    sent = deliveries_send(transport=transport, owner=owner or worker_name(), limit=limit,
-                           ids=ids, overdue_s=overdue_s)
-    return deliveries_record(sent=sent) if sent else []
+    sent = deliveries_send(transport=transport, limit=limit, ids=ids, overdue_s=overdue_s)
+    return deliveries_record_each(sent=sent) if sent else []

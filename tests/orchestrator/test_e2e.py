@@ -10,7 +10,7 @@ from orchestrator_app.services.delivery import deliveries_run
 from orchestrator_app.services.emit import milestone_emit
 from orchestrator_app.services.replay import milestone_replay
 from orchestrator_app.services.triage import delivery_requeue
-from orchestrator_app.transport import HttpxTransport, KeepAliveTransport
+from orchestrator_app.transport import KeepAliveTransport
 from tests.factories import MilestoneEventFactory
 from tests.helpers import wait_for
 from tests.orchestrator.factories import TargetFactory
@@ -115,15 +115,6 @@ def test_hanging_receiver_times_out_and_retries(receiver, http):
     delivery = _once(http)
     assert delivery.status == Status.RETRYING
     assert delivery.last_error.startswith("timeout")
-    receiver.control(default={"status": 200})
-    assert _once(http).status == Status.DELIVERED
-
-
-def test_httpx_transport_delivers_and_times_out(receiver):
-    http = HttpxTransport()
-    receiver.control(script=[{"hang": True}])
-    _emit(receiver, timeout_s=0.5, retry_schedule="0")
-    assert _once(http).last_error.startswith("timeout")
     receiver.control(default={"status": 200})
     assert _once(http).status == Status.DELIVERED
 

@@ -171,8 +171,8 @@ def test_leased_delivery_is_not_claimed_twice(transport):
     from orchestrator_app.services.delivery import deliveries_claim
 
     _emit()
-    assert len(deliveries_claim(owner="w1", limit=10)) == 1
-    assert deliveries_claim(owner="w2", limit=10) == []
+    assert len(deliveries_claim(limit=10)) == 1
+    assert deliveries_claim(limit=10) == []
 
 
 def test_target_url_the_transport_cannot_use_is_a_failed_attempt_not_a_lost_batch(transport):
@@ -212,7 +212,7 @@ def test_lease_covers_the_attempts_queued_ahead_in_the_same_claim(settings):
     for _ in range(3):
         milestone_emit(event=MilestoneEventFactory())
     before = timezone.now()
-    claims = deliveries_claim(owner="w", limit=10, parallel=2)
+    claims = deliveries_claim(limit=10, parallel=2)
     leases = [Delivery.objects.get(pk=c.delivery_id).lease_expires_at for c in claims]
     # Two are sent at once, the third after one of them: up to two timeouts from now.
     waits = [round((lease - before).total_seconds()) for lease in leases]

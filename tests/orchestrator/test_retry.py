@@ -69,3 +69,25 @@ def test_retry_after_parses_seconds_and_http_dates():
     assert retry.parse_retry_after("Sat, 28 Feb 2026 12:01:00 GMT", now=NOW) == 60
     assert retry.parse_retry_after("soon", now=NOW) is None
     assert retry.parse_retry_after(None, now=NOW) is None
+
+
+@pytest.mark.parametrize("value", [
+    "²", "١٢", "-1", "+5", "1e9", "1.5", "0x10", "", "   ", "5, 5", "9" * 65,
+    "Sat, 28 Feb 2026 12:01:00", "Sat, 28 Feb 2026 12:01:00 CET", "Sat, 31 Feb 2026 12:00:00 GMT",
+    "tomorrow", "\x00",
+])
+def test_retry_after_that_is_neither_form_is_ignored_never_raised(value):
+    assert retry.parse_retry_after(value, now=NOW) is None
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("0", 0), (" 7 ", 7), ("9" * 64, 1e9),
+    ("Sat, 28 Feb 2026 11:00:00 GMT", 0),  # in the past: now
+    ("Saturday, 28-Feb-26 12:01:00 GMT", 60), ("Sat Feb 28 12:01:00 2026", 60),
+])
+def test_retry_after_reads_both_forms_of_rfc_9110(value, seconds):
+    assert retry.parse_retry_after(value, now=NOW) == seconds
+
+
+def test_classify_survives_a_body_nested_too_deep_for_the_parser():
+    assert retry.classify(200, b"[" * 3000) is Verdict.DELIVERED

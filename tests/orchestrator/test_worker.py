@@ -61,18 +61,27 @@ def test_worker_delivers_a_new_milestone_at_once(worker, receiver):
 
 
 @pytest.mark.slow
-def test_worker_killed_mid_attempt_is_followed_by_a_new_attempt(worker, receiver):
+def test_worker_killed_mid_attempt_leaves_a_trace_and_is_followed_by_a_new_attempt(
+        worker, receiver):
+    from orchestrator_app.models import DeliveryAttempt
+
     receiver.control(script=[{"hang": True}])
     TargetFactory(name="r", url=receiver.url, timeout_s=3)
     key = milestone_emit(event=MilestoneEventFactory()).idempotency_key
     wait_for(lambda: receiver.log(), timeout=20, what="first attempt reaching the receiver")
-    owner = wait_for(lambda: _delivery(key).lease_owner, what="a lease")
-    os.kill(int(owner.rsplit(":", 1)[1]), signal.SIGKILL)
+    started = DeliveryAttempt.objects.get(delivery__idempotency_key=key)
+    lease = _delivery(key).lease_owner
+    assert started.outcome == "started" and lease
+    os.kill(int(started.worker.rsplit(":", 1)[1]), signal.SIGKILL)
     receiver.control(default={"status": 200})
 
     wait_for(lambda: _delivery(key).status == Status.DELIVERED, timeout=30, what="new attempt")
     assert [e["key"] for e in receiver.log()] == [key, key]
-    assert _delivery(key).lease_owner != owner
+    history = list(DeliveryAttempt.objects.filter(delivery__idempotency_key=key)
+                   .values_list("outcome", "worker"))
+    assert history[0] == ("interrupted", started.worker)  # the killed attempt stays visible
+    assert history[1][0] == "delivered"
+    assert _delivery(key).lease_owner == ""
 
 
 @pytest.mark.slow
@@ -127,7 +136,8 @@ def test_sweep_records_each_attempt_before_it_starts_the_next(transport):
 
     class Counting:
         def post(self, url, **kwargs):
-            recorded_before_each_send.append(DeliveryAttempt.objects.count())
+            recorded_before_each_send.append(
+                DeliveryAttempt.objects.exclude(outcome="started").count())
             return transport.post(url, **kwargs)
 
     assert tasks.sweep(transport=Counting()) == 2
@@ -140,3 +150,26 @@ def test_sweep_starts_no_attempt_once_its_time_budget_is_spent(transport):
     assert tasks.sweep(transport=transport, budget_s=0) == 1
     statuses = sorted(_delivery(k).status for k in (first, second))
     assert statuses == [Status.DELIVERED, Status.PENDING]
+
+
+@pytest.fixture
+def hostile():
+    from tests.orchestrator.hostile import HostileReceiver
+
+    made = HostileReceiver()
+    yield made
+    made.stop()
+
+
+@pytest.mark.slow
+def test_a_target_that_hangs_does_not_delay_deliveries_to_the_others(worker, hostile):
+    TargetFactory(name="hangs", url=hostile.url("silent"), timeout_s=30)
+    TargetFactory(name="healthy", url=hostile.url("ok"))
+    for _ in range(6):
+        milestone_emit(event=MilestoneEventFactory())
+    delivered = Delivery.objects.filter(target="healthy", status=Status.DELIVERED)
+    wait_for(lambda: delivered.count() == 6, timeout=20, what="the healthy target's deliveries")
+    # All of them, while every attempt to the hanging target is still unanswered.
+    assert list(Delivery.objects.filter(target="hangs").values_list("attempts", flat=True)) \
+        == [0] * 6
+    assert len(hostile.seen("silent")) <= 4  # its share of the worker's threads, no more
