@@ -9,9 +9,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install install-dev run test lint typecheck bench
+.PHONY: install install-dev run test lint typecheck bench vendor-contract
 
-TYPECHECK_PATHS ?= clawdbot feed_app orchestrator_app
+TYPECHECK_PATHS ?= clawdbot feed_app orchestrator_app clients/python/src/clawdbot_client
 
 $(VENV)/bin/python:
 	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required" >&2; exit 1; }
@@ -25,9 +25,11 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --progress-bar on -e .
 	@touch $(STAMP)
 
-$(DEV_STAMP): $(STAMP) pyproject.toml
+$(DEV_STAMP): $(STAMP) pyproject.toml clients/python/pyproject.toml
 	@echo "== installing the dev tools: pytest, ruff, mypy, playwright, hypothesis …"
 	$(BIN)/python -m pip install --progress-bar on -e '.[dev]'
+	@echo "== installing the Python client (clients/python) for its tests"
+	$(BIN)/python -m pip install -q -e ./clients/python
 	@touch $(DEV_STAMP)
 
 install: $(STAMP)
@@ -52,3 +54,8 @@ typecheck: install-dev
 ## Run the benchmarks; writes bench/results.json and prints a table.
 bench: install-dev
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## Copy the milestone schema into the Python client (it must install without the server).
+vendor-contract:
+	cp clawdbot/contract/schema.py clawdbot/contract/storable.py \
+	   clients/python/src/clawdbot_client/_contract/

@@ -27,7 +27,7 @@ import httpx
 
 RATIOS: list[tuple[str, str, str]] = []
 BASE = Path(__file__).resolve().parent.parent
-DELIVERIES = int(os.environ.get("BENCH_OUTBOX_DELIVERIES", "3000"))
+DELIVERIES = int(os.environ.get("BENCH_OUTBOX_DELIVERIES", "1000"))
 EMITS = int(os.environ.get("BENCH_OUTBOX_EMITS", "200"))
 RETRIES = int(os.environ.get("BENCH_OUTBOX_RETRIES", "100"))
 TARGETS = "delivery_per_s >= 500, emit_to_first_attempt p50 <= 50 ms, p99 <= 250 ms, " \

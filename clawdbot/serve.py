@@ -60,6 +60,8 @@ def _manage(*args: str) -> list[str]:
 
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clawdbot.settings")
+    # The demo shows the pipeline's own delivery health on its feed (docs/EMITTING.md).
+    os.environ.setdefault("CLAWDBOT_PIPELINE_MILESTONES", "1")
     import django
 
     django.setup()

@@ -204,6 +204,11 @@ MILESTONE_INGEST_BATCH_MAX_BYTES = env.int("MILESTONE_INGEST_BATCH_MAX_BYTES",
                                            default=8 * 1024 * 1024)
 MILESTONE_WEBHOOK_TOLERANCE_S = env.int("MILESTONE_WEBHOOK_TOLERANCE_S", default=300)
 CLAWDBOT_SEED = env.bool("CLAWDBOT_SEED", default=True)
+# The pipeline reports its own delivery health as milestones (docs/EMITTING.md); at most
+# one per target per window. `make run` turns it on.
+CLAWDBOT_PIPELINE_MILESTONES = env.bool("CLAWDBOT_PIPELINE_MILESTONES", default=False)
+CLAWDBOT_PIPELINE_MILESTONE_WINDOW_S = env.float("CLAWDBOT_PIPELINE_MILESTONE_WINDOW_S",
+                                                 default=300.0)
 # A worker's claim on a delivery lasts the target's timeout plus this margin (seconds).
 MILESTONE_LEASE_MARGIN_S = env.float("MILESTONE_LEASE_MARGIN_S", default=30.0)
 # Outbound requests to loopback, private, link-local and other non-public addresses (SSRF).

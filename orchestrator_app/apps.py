@@ -24,7 +24,10 @@ def _worker_spawned(sender: object, proc_name: str, **kwargs: object) -> None:
     from django.conf import settings
 
     from orchestrator_app import dispatcher, tasks
+    from orchestrator_app.services import pipeline_milestones
 
+    if settings.CLAWDBOT_PIPELINE_MILESTONES:
+        pipeline_milestones.start_in_background()
     if not settings.MILESTONE_DISPATCHER:
         return
     try:

@@ -32,33 +32,31 @@ def _at_once(url: str, token: str, bodies: list[dict], key: str) -> list[httpx.R
         return list(pool.map(post, bodies))
 
 
-def test_concurrent_retries_with_one_key_make_one_milestone_and_one_answer(
-        operator_token, tmp_path):
+def test_concurrent_requests_with_one_key_make_exactly_one_milestone(operator_token, tmp_path):
     TargetFactory(name="a")
-    body = {"event": MilestoneEventFactory()}
-    with asgi_server({"MILESTONE_LOG_PATH": str(tmp_path / "m.jsonl")}) as server:
-        responses = _at_once(f"{server}/api/orchestrator/milestones", operator_token,
-                             [body] * CONCURRENT, "concurrent-key")
-    assert {r.status_code for r in responses} == {202}
-    assert len({r.text for r in responses}) == 1
-    assert [r.headers.get("Idempotent-Replayed") for r in responses].count(None) == 1
-    assert EmittedMilestone.objects.count() == 1
-    assert Delivery.objects.count() == len(responses[0].json()["deliveries"])
-
-
-def test_concurrent_different_bodies_with_one_key_emit_exactly_one(operator_token, tmp_path):
-    TargetFactory(name="a")
+    same = {"event": MilestoneEventFactory()}
     two = [{"event": MilestoneEventFactory(claim=f"claim {i}")} for i in range(2)]
-    bodies = [two[i % 2] for i in range(CONCURRENT)]
     with asgi_server({"MILESTONE_LOG_PATH": str(tmp_path / "m.jsonl")}) as server:
-        responses = _at_once(f"{server}/api/orchestrator/milestones", operator_token, bodies,
+        url = f"{server}/api/orchestrator/milestones"
+        retries = _at_once(url, operator_token, [same] * CONCURRENT, "concurrent-key")
+        contested = _at_once(url, operator_token, [two[i % 2] for i in range(CONCURRENT)],
                              "contested-key")
-    winner = EmittedMilestone.objects.get()
-    codes = {}
-    for body, response in zip(bodies, responses, strict=True):
-        codes.setdefault(body["event"]["claim"] == winner.event["claim"], set()).add(
-            response.status_code)
+
+    # Retries of one request: one milestone, and every answer is the first answer.
+    assert {r.status_code for r in retries} == {202}
+    assert len({r.text for r in retries}) == 1
+    assert [r.headers.get("Idempotent-Replayed") for r in retries].count(None) == 1
+    first = EmittedMilestone.objects.get(pk="concurrent-key")
+    assert Delivery.objects.filter(idempotency_key=first.pk).count() == len(
+        retries[0].json()["deliveries"])
+    # Two different bodies racing for one key: the winner's retries 202, the other's 409.
+    winner = EmittedMilestone.objects.get(pk="contested-key")
+    codes: dict[bool, set[int]] = {}
+    for i, response in enumerate(contested):
+        won = two[i % 2]["event"]["claim"] == winner.event["claim"]
+        codes.setdefault(won, set()).add(response.status_code)
     assert codes == {True: {202}, False: {409}}
+    assert EmittedMilestone.objects.count() == 2
 
 
 def test_a_log_that_cannot_be_written_still_answers_202_and_a_retry_the_same(
