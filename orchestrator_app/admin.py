@@ -149,9 +149,13 @@ class EmittedMilestoneAdmin(ReadOnlyAdmin):
     list_display = ("milestone_id", "sent_at_utc", "actor", "idempotency_key")
     search_fields = ("milestone_id", "idempotency_key")
     readonly_fields = ("idempotency_key", "milestone_id", "sent_at_utc", "actor", "pretty_event",
-                       "context", "position")
-    exclude = ("event", "sent_at")
+                       "sent_envelope", "context", "position")
+    exclude = ("event", "envelope", "sent_at")
 
     @admin.display(description="event")
     def pretty_event(self, obj: EmittedMilestone) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.event, indent=2, ensure_ascii=False))
+
+    @admin.display(description="envelope sent (exact bytes)")
+    def sent_envelope(self, obj: EmittedMilestone) -> str:
+        return format_html('<pre style="white-space: pre-wrap">{}</pre>', obj.envelope)

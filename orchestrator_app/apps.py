@@ -11,9 +11,10 @@ class OrchestratorConfig(AppConfig):
         from django_q.signals import post_spawn
 
         from clawdbot.eventstore import projections
-        from orchestrator_app.projections import OutboxProjection
+        from orchestrator_app.projections import OutboxProjection, TargetPauseProjection
 
         projections.register(OutboxProjection())
+        projections.register(TargetPauseProjection())
         # django-q2's hook for "a worker process started": the one place a long-lived
         # dispatcher can live inside the worker (infrastructure, not domain flow).
         post_spawn.connect(_worker_spawned, dispatch_uid="orchestrator-dispatcher")

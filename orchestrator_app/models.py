@@ -1,8 +1,8 @@
 """Outbox tables.
 
-``Target`` is configuration, edited in the admin (pausing and resuming it are also recorded
-as events). ``EmittedMilestone``, ``Delivery`` and ``DeliveryAttempt`` are the outbox
-projection (``orchestrator_app.projections``): written only from ``outbox.*`` events, and
+``Target`` is configuration, edited in the admin. ``EmittedMilestone``, ``Delivery``,
+``DeliveryAttempt`` and ``TargetPause`` are the outbox projection
+(``orchestrator_app.projections``): written only from ``outbox.*`` events, and
 ``rebuild_projections`` reproduces them. The one exception is the worker's claim on a
 delivery (``lease_owner``, ``lease_expires_at``): it is coordination between live workers,
 not history, is cleared by the outcome of the attempt it guards, and would mean nothing
@@ -10,6 +10,8 @@ after a rebuild, so it is written directly and never replayed.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -53,8 +55,6 @@ class Target(models.Model):
         "MILESTONE_WEBHOOK_SECRET."
     )
     is_active = models.BooleanField(default=True, help_text="Gets a delivery for new milestones.")
-    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
-    paused_reason = models.TextField(blank=True, editable=False)
     timeout_s = models.FloatField(default=10.0)
     retry_schedule = models.CharField(
         max_length=500, blank=True,
@@ -81,6 +81,17 @@ class Target(models.Model):
             return []
         return parse_secret_list(self.webhook_secrets or settings.MILESTONE_WEBHOOK_SECRET)
 
+    @property
+    def paused_at(self) -> datetime | None:
+        """When the target was paused (``None``: it is not), from its ``TargetPause``."""
+        pause = getattr(self, "pause", None)
+        return pause.paused_at if pause is not None else None
+
+    @property
+    def paused_reason(self) -> str:
+        pause = getattr(self, "pause", None)
+        return pause.reason if pause is not None else ""
+
     def schedule_text(self) -> str:
         return self.retry_schedule or settings.MILESTONE_RETRY_SCHEDULE
 
@@ -97,6 +108,27 @@ class Target(models.Model):
             raise ValidationError(errors)
 
 
+class TargetPause(models.Model):
+    """Projection: a paused target, from ``target_paused`` until ``target_resumed``.
+
+    A row exists only while the target is paused; the dispatchers claim nothing for it.
+    """
+
+    target = models.OneToOneField(
+        Target, to_field="name", db_column="target", primary_key=True, related_name="pause",
+        on_delete=models.DO_NOTHING, db_constraint=False)
+    paused_at = models.DateTimeField()
+    reason = models.TextField(blank=True)
+    actor = models.CharField(max_length=200, blank=True)
+    position = models.BigIntegerField(help_text="Log position of the pause event.")
+
+    class Meta:
+        db_table = "orchestrator_target_pause"
+
+    def __str__(self) -> str:
+        return f"{self.target_id} paused: {self.reason}"
+
+
 class EmittedMilestone(models.Model):
     """Projection: one row per emitted milestone, the exact event and envelope time sent."""
 
@@ -105,6 +137,8 @@ class EmittedMilestone(models.Model):
     sent_at_utc = models.CharField(max_length=40)
     sent_at = models.DateTimeField(db_index=True)
     event = models.JSONField()
+    envelope = models.TextField(
+        help_text="The envelope exactly as every attempt sends it (UTF-8 JSON).")
     context = models.JSONField(default=dict)
     actor = models.CharField(max_length=200, blank=True)
     position = models.BigIntegerField()

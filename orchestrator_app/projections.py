@@ -1,26 +1,37 @@
-"""The outbox projection: milestones, deliveries and attempts as pure functions of events.
+"""The outbox projections: milestones, deliveries and attempts, and target pauses, as
+functions of events.
 
-Every ``outbox.*`` event of one milestone lives in the stream ``outbox-<idempotencyKey>``
-(see ``events.py``). Timestamps come from event data or ``recorded_at``, never the clock,
-so ``rebuild_projections`` reproduces the tables exactly.
+Every ``outbox.*`` event of one milestone lives in the stream ``outbox-<idempotencyKey>``,
+a target's pauses and resumes in ``outbox-target-<name>`` (see ``events.py``). Timestamps
+come from event data or ``recorded_at``, never the clock, so ``rebuild_projections``
+reproduces the tables exactly.
 
-``apply`` folds a batch in memory, in position order, then writes it in a few statements:
-the delivery rows it touches are read once, each later event changes its row in memory
-(``_fold``), and new rows, changed rows and attempts are written in bulk. The worker
-records a whole batch of attempts this way, and a rebuild replays 5000 events at a time.
+``OutboxProjection.apply`` folds a batch in memory, in position order, then writes it in a
+few statements: the delivery rows it touches are read once, each later event changes its
+row in memory (``_fold``), and new rows, changed rows and attempts are written in bulk.
+The worker records a whole batch of attempts this way, and a rebuild replays 5000 events
+at a time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
+from clawdbot.contract import envelope_bytes
 from clawdbot.eventstore.projections import Projection
 from clawdbot.eventstore.store import RecordedEvent
 from orchestrator_app import events as ev
-from orchestrator_app.models import Delivery, DeliveryAttempt, EmittedMilestone, Status
+from orchestrator_app.models import (
+    Delivery,
+    DeliveryAttempt,
+    EmittedMilestone,
+    Status,
+    TargetPause,
+)
 
 MUTABLE = ["status", "attempts", "cycle_attempts", "last_status_code", "last_error",
            "last_attempt_at", "next_attempt_at", "note", "updated_at", "position"]
@@ -74,12 +85,23 @@ def _fold(row: Delivery, e: RecordedEvent) -> None:
     row.updated_at, row.position = e.recorded_at, e.position
 
 
+def envelope_text(data: dict[str, Any]) -> str:
+    """The envelope a ``milestone_emitted`` event fixed; events recorded before it carried
+    one get the bytes every attempt built then (the same function of the same data)."""
+    if "envelope" in data:
+        return data["envelope"]
+    envelope = {"idempotencyKey": data["idempotencyKey"], "sentAtUtc": data["sentAtUtc"],
+                "event": data["event"]}
+    return envelope_bytes(envelope).decode("utf-8")
+
+
 def _milestone(e: RecordedEvent) -> EmittedMilestone:
     d = e.data
     return EmittedMilestone(
         idempotency_key=d["idempotencyKey"], milestone_id=d["event"]["milestoneId"],
         sent_at_utc=d["sentAtUtc"], sent_at=_at(d["sentAtUtc"]), event=d["event"],
-        context=d.get("context") or {}, actor=d.get("actor") or "", position=e.position)
+        envelope=envelope_text(d), context=d.get("context") or {}, actor=d.get("actor") or "",
+        position=e.position)
 
 
 def _queued(e: RecordedEvent) -> Delivery:
@@ -199,3 +221,23 @@ class _Starts:
             DeliveryAttempt.objects.filter(pk__in=self.interrupted, outcome=STARTED).update(
                 outcome=INTERRUPTED, error=INTERRUPTED_ERROR)
         DeliveryAttempt.objects.bulk_create(self.new.values())
+
+
+class TargetPauseProjection(Projection):
+    """``target_paused`` makes (or replaces) a target's ``TargetPause``; ``target_resumed``
+    removes it. A batch keeps each target's last event: one DELETE, one INSERT."""
+
+    name = "outbox_target_pause"
+    models = (TargetPause,)
+    types = frozenset({ev.TARGET_PAUSED, ev.TARGET_RESUMED})
+
+    def apply(self, events: Sequence[RecordedEvent]) -> None:
+        last: dict[str, TargetPause | None] = {}
+        for e in events:
+            d = e.data
+            last[d["target"]] = TargetPause(
+                target_id=d["target"], paused_at=e.recorded_at, reason=d.get("reason") or "",
+                actor=d.get("actor") or "", position=e.position,
+            ) if e.type == ev.TARGET_PAUSED else None
+        TargetPause.objects.filter(target_id__in=list(last)).delete()
+        TargetPause.objects.bulk_create([p for p in last.values() if p is not None])

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
-from orchestrator_app.models import UNDELIVERABLE_STATUSES, Delivery, EmittedMilestone
+from orchestrator_app.models import UNDELIVERABLE_STATUSES, Delivery, EmittedMilestone, Target
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,11 @@ def delivery_page(
     more = len(rows) > limit
     rows = rows[:limit]
     return DeliveryPage(tuple(rows), _encode(rows[-1]) if more and rows else None)
+
+
+def targets_active() -> list[Target]:
+    """The targets that get a delivery of each new milestone."""
+    return list(Target.objects.filter(is_active=True))
 
 
 def dead_letters(*, target: str = "") -> QuerySet[Delivery]:

@@ -28,9 +28,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from clawdbot.contract import envelope_bytes, js_iso_timestamp, signed_headers
+from clawdbot.contract import js_iso_timestamp, signed_headers
 from clawdbot.eventstore import projections
-from clawdbot.eventstore.store import Expect, NewEvent
+from clawdbot.eventstore.store import Append, Expect, NewEvent
 from orchestrator_app import events as ev
 from orchestrator_app import retry
 from orchestrator_app.models import OPEN_STATUSES, Delivery, EmittedMilestone, Status, Target
@@ -65,7 +65,7 @@ WITH picked AS (
         LIMIT %(per_target)s
         FOR UPDATE OF d SKIP LOCKED
     ) c
-    WHERE t.paused_at IS NULL
+    WHERE NOT EXISTS (SELECT FROM orchestrator_target_pause p WHERE p.target = t.name)
 ), allowed AS (
     SELECT *, row_number() OVER (PARTITION BY target ORDER BY next_attempt_at, id) AS n
     FROM picked
@@ -183,16 +183,15 @@ def job_send(job: Job, transport: Transport) -> Sent:
 def delivery_send(
     *, milestone: EmittedMilestone, target: Target, transport: Transport
 ) -> TransportResponse:
-    """Serialise the envelope once, sign exactly those bytes, POST them. No database."""
-    envelope = {"idempotencyKey": milestone.idempotency_key,
-                "sentAtUtc": milestone.sent_at_utc, "event": milestone.event}
-    body = envelope_bytes(envelope)
+    """Sign the envelope the emit serialised, exactly those bytes, and POST them. No
+    database. (The legacy scheme signs what the receiver parses from the bytes.)"""
+    body = milestone.envelope.encode("utf-8")
     url = target.resolved_url()
     try:
         headers = signed_headers(
             body=body, idempotency_key=milestone.idempotency_key,
             legacy_secrets=target.legacy_secret_list(),
-            webhook_secrets=target.webhook_secret_list(), now=time.time(), payload=envelope,
+            webhook_secrets=target.webhook_secret_list(), now=time.time(),
         )
     except ValueError as exc:
         return TransportResponse(None, error=f"cannot sign: {exc}")
@@ -223,15 +222,17 @@ def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
 
     One transaction for a batch, rows locked in key order. An attempt that ends after its
     delivery left the open statuses (discarded meanwhile, or finished by a worker that took
-    over an expired lease) is recorded, changing nothing else. Everything but the append
-    (locking, leases, a 410's pause) happens before it, since the append lock is held from
-    the append to the commit; the rows returned are read after the commit.
+    over an expired lease) is recorded, changing nothing else. A target that answered 410 is
+    paused. Everything but the append (locking rows, clearing leases, building events)
+    happens before it, since the append lock is held from the append to the commit; the
+    rows returned are read after the commit.
     """
     ids = sorted(s.claim.delivery_id for s in sent)
     with transaction.atomic(durable=True):
         rows = {str(d.pk): d for d in Delivery.objects.select_for_update().filter(pk__in=ids)
                 .order_by("pk")}
-        targets = Target.objects.in_bulk({d.target for d in rows.values()}, field_name="name")
+        targets = Target.objects.select_related("pause").in_bulk(
+            {d.target for d in rows.values()}, field_name="name")
         # Only the lease each attempt was sent under: a row whose lease expired and was
         # taken over by another claim keeps that claim's lease.
         for owner in {s.claim.owner for s in sent}:
@@ -248,7 +249,7 @@ def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
 
 
 def _gone_pauses(sent: Sequence[Sent], rows: dict[str, Delivery],
-                 targets: dict[str, Target]) -> list[projections.Append]:
+                 targets: dict[str, Target]) -> list[Append]:
     """Pause each unpaused target that answered 410 Gone."""
     gone = {t.name: t for item in sent if item.response.status_code == 410
             if (t := targets.get(rows[item.claim.delivery_id].target)) is not None
@@ -257,13 +258,14 @@ def _gone_pauses(sent: Sequence[Sent], rows: dict[str, Delivery],
     for target in gone.values():
         # The host only: a URL may carry credentials, and events are kept forever.
         host = urlsplit(target.resolved_url()).hostname or "?"
-        paused = target_pause_event(target=target, actor="", reason=f"410 Gone from {host}")
-        pauses.append(projections.Append(ev.target_stream(target.name), [paused], Expect.ANY))
+        paused = target_pause_event(name=target.name, actor="",
+                                    reason=f"410 Gone from {host}")
+        pauses.append(Append(ev.target_stream(target.name), [paused], Expect.ANY))
     return pauses
 
 
 def _attempt_append(delivery: Delivery, target: Target | None, sent: Sent
-                    ) -> projections.Append:
+                    ) -> Append:
     response = sent.response
     verdict = retry.classify(response.status_code, response.body)
     attempted = {
@@ -290,7 +292,7 @@ def _attempt_append(delivery: Delivery, target: Target | None, sent: Sent
     new_events = [ev.event(ev.DELIVERY_ATTEMPTED, outcome=outcome, **attempted)]
     if follow is not None:
         new_events.append(follow)
-    return projections.Append(ev.milestone_stream(delivery.idempotency_key), new_events,
+    return Append(ev.milestone_stream(delivery.idempotency_key), new_events,
                               Expect.ANY)
 
 

@@ -18,6 +18,7 @@ from clawdbot.contract import (
     JsonInvalid,
     MilestoneInvalid,
     canonical_json,
+    envelope_bytes,
     js_iso_timestamp,
     validate_milestone,
 )
@@ -26,6 +27,7 @@ from clawdbot.eventstore.store import ConcurrencyError, Expect, RecordedEvent
 from orchestrator_app import events as ev
 from orchestrator_app.exceptions import IdempotencyKeyReused, MilestoneRejected
 from orchestrator_app.models import DEFAULT_TARGET, Status, Target
+from orchestrator_app.selectors import targets_active
 from orchestrator_app.services.milestone_log import milestone_log_catch_up_safely
 from orchestrator_app.wake import outbox_wake
 
@@ -90,11 +92,12 @@ def _context(context: Mapping[str, Any] | None) -> dict[str, str]:
     return {k: v for k, v in (context or {}).items() if k in CONTEXT_KEYS and v}
 
 
-def targets_active() -> list[Target]:
-    """Active targets, creating ``default`` from settings the first time it is needed."""
-    if settings.MILESTONE_INGEST_URL:
-        Target.objects.get_or_create(name=DEFAULT_TARGET)
-    return list(Target.objects.filter(is_active=True))
+def target_default_ensure() -> None:
+    """Create the ``default`` target (URL and secrets from settings) if
+    ``MILESTONE_INGEST_URL`` is set and it does not exist yet. Emit and replay call it
+    before they read the active targets; a concurrent creation is not an error."""
+    if settings.MILESTONE_INGEST_URL and not Target.objects.filter(name=DEFAULT_TARGET).exists():
+        Target.objects.bulk_create([Target(name=DEFAULT_TARGET)], ignore_conflicts=True)
 
 
 @transaction.atomic(durable=True)
@@ -119,17 +122,23 @@ def milestone_emit(
     """
     clean = milestone_validate(event=event)
     ctx = _context(context)
+    if targets is None:
+        target_default_ensure()
+        targets = targets_active()
     key = idempotency_key or secrets.token_hex(16)
     now = timezone.now()
     sent_at_utc = js_iso_timestamp(sent_at or now)
     due = js_iso_timestamp(now)
     queued = tuple(
         QueuedDelivery(str(uuid.uuid4()), t.name, Status.PENDING, due)
-        for t in (targets if targets is not None else targets_active())
+        for t in targets
     )
+    # Serialised once, here: every attempt to every target sends (and signs) these bytes.
+    envelope = envelope_bytes({"idempotencyKey": key, "sentAtUtc": sent_at_utc, "event": clean})
     fingerprint = {"requestSha256": request_sha256} if request_sha256 else {}
     new_events = [ev.event(ev.MILESTONE_EMITTED, actor, idempotencyKey=key, sentAtUtc=sent_at_utc,
-                           event=clean, context=ctx, actor=actor, **fingerprint)]
+                           event=clean, envelope=envelope.decode("utf-8"), context=ctx,
+                           actor=actor, **fingerprint)]
     new_events += [
         ev.event(ev.DELIVERY_QUEUED, actor, deliveryId=q.delivery_id, idempotencyKey=key,
                  milestoneId=clean["milestoneId"], target=q.target, nextAttemptAtUtc=due)

@@ -68,11 +68,9 @@ def delivery_discard(*, delivery_id: str, actor: str, reason: str) -> Delivery:
     return Delivery.objects.get(pk=delivery.pk)
 
 
-def target_pause_event(*, target: Target, actor: str, reason: str) -> NewEvent:
-    """The pause of ``target``, with its row already marked paused (inside the caller's
-    transaction); the caller records the event, so the append lock is taken last."""
-    Target.objects.filter(pk=target.pk).update(paused_at=timezone.now(), paused_reason=reason)
-    return ev.event(ev.TARGET_PAUSED, actor, target=target.name, actor=actor, reason=reason)
+def target_pause_event(*, name: str, actor: str, reason: str) -> NewEvent:
+    """The event that pauses the target ``name`` once recorded (its ``TargetPause``)."""
+    return ev.event(ev.TARGET_PAUSED, actor, target=name, actor=actor, reason=reason)
 
 
 def _target(name: str) -> Target:
@@ -86,7 +84,7 @@ def target_pause(*, name: str, actor: str, reason: str) -> Target:
     """Hold every delivery to the target named ``name``."""
     with transaction.atomic(durable=True):
         target = _target(name)
-        paused = target_pause_event(target=target, actor=actor, reason=_reason(reason))
+        paused = target_pause_event(name=name, actor=actor, reason=_reason(reason))
         projections.record(ev.target_stream(name), [paused], expected_version=Expect.ANY)
     return Target.objects.get(pk=target.pk)
 
@@ -97,7 +95,6 @@ def target_resume(*, name: str, actor: str, reason: str) -> Target:
         target = _target(name)
         resumed = ev.event(ev.TARGET_RESUMED, actor, target=name, actor=actor,
                            reason=_reason(reason))
-        Target.objects.filter(pk=target.pk).update(paused_at=None, paused_reason="")
         outbox_wake()
         projections.record(ev.target_stream(name), [resumed], expected_version=Expect.ANY)
     return Target.objects.get(pk=target.pk)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from clawdbot.contract import envelope_bytes, legacy_verify, parse_json, webhook_verify
 from clawdbot.eventstore import store
 from orchestrator_app import events as ev
-from orchestrator_app.models import Delivery, DeliveryAttempt, Status, Target
+from orchestrator_app.models import Delivery, DeliveryAttempt, EmittedMilestone, Status, Target
 from orchestrator_app.services.delivery import deliveries_run
 from orchestrator_app.services.emit import milestone_emit
 from orchestrator_app.services.triage import delivery_discard
@@ -133,6 +133,19 @@ def test_request_carries_exact_bytes_signed_with_both_schemes(transport):
     webhook_verify([WEBHOOK_SECRET], h["webhook-id"], h["webhook-timestamp"],
                    h["webhook-signature"], sent["body"], now=time.time())
     assert sent["timeout"] == 2.0
+
+
+def test_every_attempt_sends_the_bytes_the_emit_recorded(transport):
+    delivery = _emit(retry_schedule="0,0")
+    (emitted,) = [e for e in store.read_stream(ev.milestone_stream(delivery.idempotency_key))
+                  if e.type == ev.MILESTONE_EMITTED]
+    _run(transport, TransportResponse(503))
+    _run(transport, TransportResponse(200, b"{}"))
+    bodies = {r["body"] for r in transport.requests}
+    assert len(transport.requests) == 2
+    assert bodies == {emitted.data["envelope"].encode()}
+    stored = EmittedMilestone.objects.get(pk=delivery.idempotency_key).envelope
+    assert stored == emitted.data["envelope"]
 
 
 def test_target_signing_only_legacy_sends_no_webhook_headers(transport):

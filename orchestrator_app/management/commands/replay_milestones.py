@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from clawdbot.contract import parse_timestamp
 from orchestrator_app import selectors
 from orchestrator_app.management.cli import target_named
-from orchestrator_app.services.emit import targets_active
+from orchestrator_app.services.emit import target_default_ensure
 from orchestrator_app.services.replay import milestone_replay
 
 
@@ -37,7 +37,10 @@ class Command(BaseCommand):
                             help="who replays (recorded in the events; default: cli)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        targets = [target_named(options["target"])] if options["target"] else targets_active()
+        if not options["target"] and not options["dry_run"]:
+            target_default_ensure()
+        targets = ([target_named(options["target"])] if options["target"]
+                   else selectors.targets_active())
         milestones = list(selectors.milestones_between(
             since=_moment(options["since"]), until=_moment(options["until"])))
         names = ", ".join(t.name for t in targets)
