@@ -26,7 +26,21 @@ class MilestoneEmitView(OperatorView):
                    parameters=[s.IDEMPOTENCY_KEY_PARAMETER],
                    summary="Emit a milestone and queue it for every active target")
     def post(self, request: Request) -> Response:
-        return _emit(request)
+        key = idempotency_key_header(request)
+        incoming = s.EmitRequestSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        context = dict(incoming.validated_data.get("context") or {})
+        actor = context.get("actor") or request.user.get_username()
+        event = incoming.validated_data["event"]
+        if key is None:
+            result = milestone_emit(event=event, context=context, actor=actor)
+        else:
+            result = milestone_emit_once(
+                idempotency_key=key, event=event, context=context, actor=actor,
+                request_sha256=request_fingerprint(request.data))
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+        return Response(s.EmitResponseSerializer(result).data, status=status.HTTP_202_ACCEPTED,
+                        headers=headers)
 
 
 class DeliveryListView(OperatorView):
@@ -34,34 +48,14 @@ class DeliveryListView(OperatorView):
                    responses=s.DeliverySerializer(many=True),
                    summary="Delivery records, newest first, with cursor pagination")
     def get(self, request: Request) -> Response:
-        return _deliveries(request)
-
-
-def _emit(request: Request) -> Response:
-    key = idempotency_key_header(request)
-    incoming = s.EmitRequestSerializer(data=request.data)
-    incoming.is_valid(raise_exception=True)
-    context = dict(incoming.validated_data.get("context") or {})
-    actor = context.get("actor") or request.user.get_username()
-    event = incoming.validated_data["event"]
-    if key is None:
-        result = milestone_emit(event=event, context=context, actor=actor)
-    else:
-        result = milestone_emit_once(idempotency_key=key, event=event, context=context,
-                                     actor=actor, request_sha256=request_fingerprint(request.data))
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-    return Response(s.EmitResponseSerializer(result).data, status=status.HTTP_202_ACCEPTED,
-                    headers=headers)
-
-
-def _deliveries(request: Request) -> Response:
-    params = request.query_params.copy()  # ?status=a,b and ?status=a&status=b alike
-    params.setlist("status", [p for v in params.getlist("status") for p in v.split(",") if p])
-    query = s.DeliveryQuerySerializer(data=params)
-    query.is_valid(raise_exception=True)
-    q = query.validated_data
-    page = selectors.delivery_page(status=sorted(q.get("status") or ()), target=q["target"],
-                                   milestone_id=q["milestoneId"], cursor=q["cursor"],
-                                   limit=q["limit"])
-    items = s.DeliverySerializer(page.items, many=True).data
-    return Response({"ok": True, "items": items, "next": page.next_cursor})
+        params = request.query_params.copy()  # ?status=a,b and ?status=a&status=b alike
+        params.setlist("status",
+                       [p for v in params.getlist("status") for p in v.split(",") if p])
+        query = s.DeliveryQuerySerializer(data=params)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        page = selectors.delivery_page(status=sorted(q.get("status") or ()), target=q["target"],
+                                       milestone_id=q["milestoneId"], cursor=q["cursor"],
+                                       limit=q["limit"])
+        items = s.DeliverySerializer(page.items, many=True).data
+        return Response({"ok": True, "items": items, "next": page.next_cursor})
