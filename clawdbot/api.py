@@ -7,10 +7,10 @@ from typing import Any
 from django.db import DatabaseError, connection
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from clawdbot.errors import DomainError, ServiceUnavailable
@@ -38,15 +38,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
-@extend_schema(
-    responses=inline_serializer(
-        "Health", {"ok": serializers.BooleanField(), "database": serializers.CharField()}
-    ),
-    summary="Liveness and database reachability",
-)
-@api_view(["GET"])
-@permission_classes([AllowAny])
-def health(request: Request) -> Response:
+class HealthView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "Health", {"ok": serializers.BooleanField(), "database": serializers.CharField()}
+        ),
+        summary="Liveness and database reachability",
+    )
+    def get(self, request: Request) -> Response:
+        return _health()
+
+
+def _health() -> Response:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT version()")

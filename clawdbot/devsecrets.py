@@ -6,12 +6,13 @@ Only used where the environment does not set a secret; production sets
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import json
 import os
 import secrets
 from pathlib import Path
+
+from clawdbot.contract import generate_legacy_secret, generate_webhook_secret
 
 
 def load(var: Path) -> dict[str, str]:
@@ -24,8 +25,8 @@ def load(var: Path) -> dict[str, str]:
             return json.loads(path.read_text())
         values = {
             "django": secrets.token_urlsafe(50),
-            "legacy": secrets.token_hex(32),
-            "webhook": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
+            "legacy": generate_legacy_secret(),
+            "webhook": generate_webhook_secret(),
         }
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:

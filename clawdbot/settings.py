@@ -13,7 +13,9 @@ from pathlib import Path
 import environ
 
 from clawdbot import devsecrets
+from clawdbot.contract import WEBHOOK_TOLERANCE_S
 from clawdbot.embedded_pg import server as embedded_pg
+from feed_app.paths import INGEST_PATH
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CLAWDBOT_VAR_DIR") or BASE_DIR / "var")
@@ -182,9 +184,11 @@ MILESTONE_WEBHOOK_SECRET = env.str("MILESTONE_WEBHOOK_SECRET", default="") or _d
     "webhook"
 )
 MILESTONE_INGEST_URL = env.str(
-    "MILESTONE_INGEST_URL", default=f"http://{_LOCAL_HOST}:{PORT}/internal/milestones/ingest"
+    "MILESTONE_INGEST_URL", default=f"http://{_LOCAL_HOST}:{PORT}{INGEST_PATH}"
 )
-# Seconds between delivery attempts; attempts = 1 + len(schedule).
+# Seconds to wait after attempt 1, 2, …; attempts = 1 + len(schedule). The reference's
+# schedule (SPEC §8): 8 attempts over about 27 hours. A quick first retry catches a
+# restarting receiver; the long tail rides out an outage of a day. A target may override it.
 MILESTONE_RETRY_SCHEDULE = env.str(
     "MILESTONE_RETRY_SCHEDULE", default="5,300,1800,7200,18000,36000,36000"
 )
@@ -202,7 +206,8 @@ MILESTONE_REJECTION_RETENTION_DAYS = env.int("MILESTONE_REJECTION_RETENTION_DAYS
 # POST /internal/milestones/ingest/batch (SPEC §10): up to 1,000 envelopes in 8 MiB.
 MILESTONE_INGEST_BATCH_MAX_BYTES = env.int("MILESTONE_INGEST_BATCH_MAX_BYTES",
                                            default=8 * 1024 * 1024)
-MILESTONE_WEBHOOK_TOLERANCE_S = env.int("MILESTONE_WEBHOOK_TOLERANCE_S", default=300)
+MILESTONE_WEBHOOK_TOLERANCE_S = env.int("MILESTONE_WEBHOOK_TOLERANCE_S",
+                                        default=WEBHOOK_TOLERANCE_S)
 CLAWDBOT_SEED = env.bool("CLAWDBOT_SEED", default=True)
 # The pipeline reports its own delivery health as milestones (docs/EMITTING.md); at most
 # one per target per window. `make run` turns it on.

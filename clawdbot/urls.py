@@ -9,7 +9,7 @@ from clawdbot import api
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/health", api.health, name="health"),
+    path("api/health", api.HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     # The ASGI servers serve no files: static assets (admin, API docs) come from the finders.

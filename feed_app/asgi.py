@@ -33,16 +33,15 @@ from django.utils import timezone
 from clawdbot import asyncdb
 from clawdbot.errors import DomainError, ServiceUnavailable
 from clawdbot.eventstore import projections
-from feed_app import selectors, services
+from feed_app import broadcast, selectors, services
+from feed_app.api import params
 from feed_app.api.body import OVER_LIMIT_SCOPE_KEY, RECEIVED_SCOPE_KEY
 from feed_app.checks import IngestRequest, Passed, ingest_check
+from feed_app.paths import BATCH_INGEST_PATH, INGEST_PATH, LATEST_PATH
 from feed_app.projections import MILESTONE_ACCEPTED
 
-INGEST_PATH = "/internal/milestones/ingest"
-BATCH_INGEST_PATH = "/internal/milestones/ingest/batch"
 _LIMITS = {INGEST_PATH: "MILESTONE_INGEST_MAX_BYTES",
            BATCH_INGEST_PATH: "MILESTONE_INGEST_BATCH_MAX_BYTES"}
-LATEST_PATH = "/api/milestones/latest"
 
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
@@ -135,6 +134,7 @@ class HotPaths:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        broadcast.server_loop_note()
         if scope["type"] == "http" and hot_paths_enabled() and _host_allowed(scope):
             path, method = scope.get("path"), scope.get("method")
             if path == INGEST_PATH and method == "POST":
@@ -176,13 +176,13 @@ class HotPaths:
         except UnicodeDecodeError:
             return await self.app(scope, receive, send)
         allow = b"GET, HEAD, OPTIONS"
-        args = selectors.feed_page_args(query)
         try:
-            sql, params = selectors.feed_page_query(**args)
-            page = await _feed_page(sql, params, limit=args["limit"])
+            args = params.feed_page_args(query)
+            sql, sql_params = selectors.feed_page_query(**args)
+            page = await _feed_page(sql, sql_params, limit=args["limit"])
         except DomainError as exc:
             return await _respond_error(send, exc, allow=allow)
-        await _respond(send, 200, page.response_json().encode(), _response_headers(allow))
+        await _respond(send, 200, params.feed_page_json(page).encode(), _response_headers(allow))
 
 
 async def _respond_error(send: Send, exc: DomainError, *, allow: bytes) -> None:
@@ -190,13 +190,13 @@ async def _respond_error(send: Send, exc: DomainError, *, allow: bytes) -> None:
     await _respond(send, exc.status_code, _drf_json(exc.body()), headers)
 
 
-async def _feed_page(sql: str, params: dict, *, limit: int) -> selectors.FeedPage:
+async def _feed_page(sql: str, sql_params: dict, *, limit: int) -> selectors.FeedPage:
     import psycopg
     from psycopg_pool import PoolTimeout
 
     try:
         async with (await asyncdb.pool()).connection() as conn:
-            cursor = await conn.execute(sql, params, prepare=True)
+            cursor = await conn.execute(sql, sql_params, prepare=True)
             row = await cursor.fetchone()
     except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
         raise ServiceUnavailable() from exc

@@ -7,7 +7,7 @@ import logging
 import os
 from typing import Any
 
-from asgiref.sync import SyncToAsync, async_to_sync
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from clawdbot.contract import js_iso_timestamp
@@ -77,13 +77,23 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _server_loop() -> asyncio.AbstractEventLoop | None:
-    """The running event loop of the ASGI server that called this thread, if any.
+#: The ASGI server's event loop and the process it runs in (a forked child inherits the
+#: variable, not the running loop), noted by ``server_loop_note`` on each request.
+_server: tuple[int, asyncio.AbstractEventLoop] | None = None
 
-    asgiref records it for the threads that run sync views (``sync_to_async``).
-    """
-    local = SyncToAsync.threadlocal
-    if getattr(local, "main_event_loop_pid", None) != os.getpid():
+
+def server_loop_note() -> None:
+    """Note the running event loop as the server's (the ASGI application calls this)."""
+    global _server
+    loop = asyncio.get_running_loop()
+    if _server is None or _server[1] is not loop:
+        _server = (os.getpid(), loop)
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The running event loop of this process's ASGI server, if any: a sync view's thread
+    hands its broadcast to it."""
+    if _server is None or _server[0] != os.getpid():
         return None
-    loop = getattr(local, "main_event_loop", None)
-    return loop if loop is not None and loop.is_running() else None
+    loop = _server[1]
+    return loop if loop.is_running() else None

@@ -11,6 +11,12 @@ class MilestoneRejected(DomainError):
     status_code = 400
 
 
+class InvalidCursor(DomainError):
+    """A page cursor the API did not hand out."""
+
+    status_code = 400
+
+
 class UnknownTarget(DomainError):
     status_code = 404
 

@@ -15,10 +15,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import Enum
 
-#: The reference's schedule (SPEC §8): seconds to wait after attempt 1, 2, …; so 8 attempts
-#: spread over about 27 hours. A quick first retry catches a restarting receiver; the long
-#: tail rides out an outage of a day. ``MILESTONE_RETRY_SCHEDULE`` or a target overrides it.
-DEFAULT_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
 #: Each wait is spread by ±20 % so deliveries failed together do not retry together.
 JITTER = 0.2
 #: A receiver's Retry-After is honoured, but never sooner than this …

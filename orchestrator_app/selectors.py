@@ -10,6 +10,7 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
+from orchestrator_app.exceptions import InvalidCursor
 from orchestrator_app.models import UNDELIVERABLE_STATUSES, Delivery, EmittedMilestone, Target
 
 
@@ -25,9 +26,12 @@ def _encode(delivery: Delivery) -> str:
 
 
 def _decode(cursor: str) -> tuple[datetime, str]:
-    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    created, pk = raw.split("|", 1)
-    return datetime.fromisoformat(created), str(uuid.UUID(pk))
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, pk = raw.split("|", 1)
+        return datetime.fromisoformat(created), str(uuid.UUID(pk))
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise InvalidCursor("invalid request", errors={"cursor": ["invalid cursor"]}) from None
 
 
 def delivery_page(
@@ -36,7 +40,7 @@ def delivery_page(
 ) -> DeliveryPage:
     """Deliveries newest first, filtered; ``cursor`` continues after a previous page.
 
-    Raises ValueError for a cursor this function did not make.
+    Raises ``InvalidCursor`` for a cursor this function did not make.
     """
     qs = Delivery.objects.order_by("-created_at", "-id")
     if status:

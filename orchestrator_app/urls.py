@@ -7,7 +7,8 @@ from django.urls import path
 from orchestrator_app.api import views
 
 urlpatterns = [
-    path("api/orchestrator/milestones", views.milestone_emit_view, name="orchestrator-emit"),
-    path("api/orchestrator/deliveries", views.delivery_list_view,
+    path("api/orchestrator/milestones", views.MilestoneEmitView.as_view(),
+         name="orchestrator-emit"),
+    path("api/orchestrator/deliveries", views.DeliveryListView.as_view(),
          name="orchestrator-deliveries"),
 ]

@@ -12,19 +12,19 @@ class EvidenceFactory(factory.DictFactory):
 
 
 class MilestoneEventFactory(factory.DictFactory):
-    milestoneId = factory.Sequence(lambda n: f"runtime.validation.{n}")  # noqa: N815
-    timestampUtc = factory.Sequence(  # noqa: N815
+    milestoneId = factory.Sequence(lambda n: f"runtime.validation.{n}")
+    timestampUtc = factory.Sequence(
         lambda n: f"2026-02-28T12:{n // 60 % 60:02d}:{n % 60:02d}.000Z"
     )
     scope = "runtime"
     claim = "Orchestrator started successfully."
     evidence = factory.List([factory.SubFactory(EvidenceFactory)])
-    riskStatus = "on-track"  # noqa: N815
-    nextAction = "Monitor task queue for first incoming tasks."  # noqa: N815
+    riskStatus = "on-track"
+    nextAction = "Monitor task queue for first incoming tasks."
     source = "orchestrator"
 
 
 class EnvelopeFactory(factory.DictFactory):
-    idempotencyKey = factory.Sequence(lambda n: f"key-{n:06d}")  # noqa: N815
-    sentAtUtc = "2026-02-28T12:34:56.000Z"  # noqa: N815
+    idempotencyKey = factory.Sequence(lambda n: f"key-{n:06d}")
+    sentAtUtc = "2026-02-28T12:34:56.000Z"
     event = factory.SubFactory(MilestoneEventFactory)

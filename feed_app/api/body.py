@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest
+from rest_framework.request import Request
 
 from feed_app.checks import IngestRequest
 
@@ -28,9 +29,12 @@ def _declared_length(request: HttpRequest) -> int | None:
         return None
 
 
-def ingest_request(request: HttpRequest, *, limit: int | None = None) -> IngestRequest:
+def ingest_request(
+    request: HttpRequest | Request, *, limit: int | None = None
+) -> IngestRequest:
     """Build the service's input; a body over ``limit`` (default: the single ingest's) is
-    not read at all (413)."""
+    not read at all (413). A DRF ``Request`` offers the ``HttpRequest`` it wraps's
+    attributes (``META``, ``headers``, ``read``, the ASGI ``scope``) as its own."""
     limit = settings.MILESTONE_INGEST_MAX_BYTES if limit is None else limit
     headers = {name: request.headers.get(name, "") for name in _HEADERS}
     remote = request.META.get("REMOTE_ADDR") or ""

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from clawdbot import contract
 
+# Field names are the wire's, camelCase (SPEC §2).
 
 class EvidenceSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=contract.EVIDENCE_TYPES)
@@ -16,13 +17,13 @@ class EvidenceSerializer(serializers.Serializer):
 
 
 class MilestoneSerializer(serializers.Serializer):
-    milestoneId = serializers.CharField()  # noqa: N815 - the wire names are camelCase
-    timestampUtc = serializers.DateTimeField()  # noqa: N815
+    milestoneId = serializers.CharField()
+    timestampUtc = serializers.DateTimeField()
     scope = serializers.CharField()
     claim = serializers.CharField()
     evidence = EvidenceSerializer(many=True)
-    riskStatus = serializers.ChoiceField(choices=contract.RISK_STATUSES)  # noqa: N815
-    nextAction = serializers.CharField()  # noqa: N815
+    riskStatus = serializers.ChoiceField(choices=contract.RISK_STATUSES)
+    nextAction = serializers.CharField()
     # Wire names below that match Field/Serializer attributes (source, errors) are fine: DRF's
     # metaclass moves declared fields off the class; the stubs cannot know that.
     source = serializers.ChoiceField(  # type: ignore[assignment]
@@ -30,15 +31,15 @@ class MilestoneSerializer(serializers.Serializer):
 
 
 class EnvelopeSerializer(serializers.Serializer):
-    idempotencyKey = serializers.CharField(max_length=contract.IDEMPOTENCY_KEY_MAX_LENGTH)  # noqa: N815
-    sentAtUtc = serializers.DateTimeField(required=False)  # noqa: N815
+    idempotencyKey = serializers.CharField(max_length=contract.IDEMPOTENCY_KEY_MAX_LENGTH)
+    sentAtUtc = serializers.DateTimeField(required=False)
     event = MilestoneSerializer()
 
 
 class IngestOkSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     status = serializers.ChoiceField(choices=["accepted", "duplicate"])
-    milestoneId = serializers.CharField()  # noqa: N815
+    milestoneId = serializers.CharField()
 
 
 class BatchSerializer(serializers.Serializer):
@@ -72,14 +73,14 @@ class RejectedSerializer(serializers.Serializer):
 
 class FeedItemSerializer(MilestoneSerializer):
     position = serializers.IntegerField()
-    idempotencyKey = serializers.CharField()  # noqa: N815
-    receivedAtUtc = serializers.DateTimeField()  # noqa: N815
+    idempotencyKey = serializers.CharField()
+    receivedAtUtc = serializers.DateTimeField()
 
 
 class FeedPageSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     items = FeedItemSerializer(many=True)
-    nextCursor = serializers.CharField(allow_null=True)  # noqa: N815
+    nextCursor = serializers.CharField(allow_null=True)
 
 
 class FeedOneSerializer(serializers.Serializer):
@@ -89,27 +90,27 @@ class FeedOneSerializer(serializers.Serializer):
 
 class DeadLetterItemSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    timestampUtc = serializers.DateTimeField()  # noqa: N815
+    timestampUtc = serializers.DateTimeField()
     reason = serializers.CharField()
-    reasonCode = serializers.CharField()  # noqa: N815
-    httpStatus = serializers.IntegerField()  # noqa: N815
-    idempotencyKey = serializers.CharField(required=False)  # noqa: N815
+    reasonCode = serializers.CharField()
+    httpStatus = serializers.IntegerField()
+    idempotencyKey = serializers.CharField(required=False)
     errors = serializers.DictField()  # type: ignore[assignment]  # wire name, see above
     scheme = serializers.CharField()
-    remoteAddr = serializers.CharField()  # noqa: N815
-    bodySha256 = serializers.CharField()  # noqa: N815
-    bodyBytes = serializers.IntegerField()  # noqa: N815
+    remoteAddr = serializers.CharField()
+    bodySha256 = serializers.CharField()
+    bodyBytes = serializers.IntegerField()
     count = serializers.IntegerField(help_text="rejections in this row (1 unless aggregate)")
     aggregate = serializers.BooleanField(
         help_text="past the per-address, per-minute limit: one row counts the rest")
-    lastAtUtc = serializers.DateTimeField()  # noqa: N815
+    lastAtUtc = serializers.DateTimeField()
 
 
 class DeadLetterPageSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     items = DeadLetterItemSerializer(many=True)
     count = serializers.IntegerField(help_text="rows; exact up to 10,000, estimated past it")
-    countExact = serializers.BooleanField()  # noqa: N815
+    countExact = serializers.BooleanField()
 
 
 def _header(name: str, description: str) -> OpenApiParameter:

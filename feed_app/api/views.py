@@ -14,9 +14,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from feed_app import batch, selectors, services
+from feed_app.api import params
 from feed_app.api import serializers as s
 from feed_app.api.body import ingest_request
-from feed_app.exceptions import BadQuery
 
 _REJECTED = OpenApiResponse(s.RejectedSerializer)
 
@@ -35,11 +35,20 @@ class JsonWhateverAccepted(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-class IngestView(APIView):
+class FeedView(APIView):
+    """The feed's endpoints answer JSON whatever the client accepts."""
+
     content_negotiation_class = JsonWhateverAccepted
+
+
+class PublicFeedView(FeedView):
+    """Anyone, and no authentication (so no session CSRF check on the signed ingest)."""
+
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+
+class IngestView(PublicFeedView):
     @extend_schema(
         summary="Ingest a signed milestone envelope (SPEC §3-4)",
         request=s.EnvelopeSerializer,
@@ -48,15 +57,11 @@ class IngestView(APIView):
                    503: _REJECTED},
     )
     def post(self, request: Request) -> Response:
-        result = services.envelope_ingest(request=ingest_request(request._request))
+        result = services.envelope_ingest(request=ingest_request(request))
         return Response(result.body())
 
 
-class BatchIngestView(APIView):
-    content_negotiation_class = JsonWhateverAccepted
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-
+class BatchIngestView(PublicFeedView):
     @extend_schema(
         summary="Ingest a signed batch of up to 1,000 envelopes (SPEC §10)",
         request=s.BatchSerializer,
@@ -65,7 +70,7 @@ class BatchIngestView(APIView):
                    503: _REJECTED},
     )
     def post(self, request: Request) -> Response:
-        body = ingest_request(request._request, limit=settings.MILESTONE_INGEST_BATCH_MAX_BYTES)
+        body = ingest_request(request, limit=settings.MILESTONE_INGEST_BATCH_MAX_BYTES)
         return Response(batch.batch_ingest(request=body).body())
 
 
@@ -78,23 +83,15 @@ _FILTERS = [
 ]
 
 
-class FeedLatestView(APIView):
-    content_negotiation_class = JsonWhateverAccepted
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-
+class FeedLatestView(PublicFeedView):
     @extend_schema(summary="Latest milestones, newest timestampUtc first", parameters=_FILTERS,
                    responses={200: s.FeedPageSerializer, 400: _REJECTED})
     def get(self, request: Request) -> HttpResponse:
-        page = selectors.feed_page(**selectors.feed_page_args(request.query_params))
-        return HttpResponse(page.response_json(), content_type="application/json")
+        page = selectors.feed_page(**params.feed_page_args(request.query_params))
+        return HttpResponse(params.feed_page_json(page), content_type="application/json")
 
 
-class MilestoneDetailView(APIView):
-    content_negotiation_class = JsonWhateverAccepted
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-
+class MilestoneDetailView(PublicFeedView):
     @extend_schema(summary="One stored milestone by idempotencyKey",
                    responses={200: s.FeedOneSerializer, 404: _REJECTED})
     def get(self, request: Request, idempotency_key: str) -> Response:
@@ -102,8 +99,7 @@ class MilestoneDetailView(APIView):
         return Response({"ok": True, "item": item})
 
 
-class DeadLetterView(APIView):
-    content_negotiation_class = JsonWhateverAccepted
+class DeadLetterView(FeedView):
     permission_classes = [IsAdminUser]
 
     @extend_schema(
@@ -113,21 +109,7 @@ class DeadLetterView(APIView):
         responses={200: s.DeadLetterPageSerializer, 401: _REJECTED, 403: _REJECTED},
     )
     def get(self, request: Request) -> Response:
-        limit = _int_param(request, "limit")
-        limit = 50 if limit is None else min(max(limit, 1), 200)
-        items, count = selectors.dead_letter_list(limit=limit,
-                                                  before=_int_param(request, "before"))
+        items, count = selectors.dead_letter_list(**params.dead_letter_args(request.query_params))
         return Response({"ok": True, "items": items, "count": count.value,
                          "countExact": count.exact})
 
-
-def _int_param(request: Request, name: str) -> int | None:
-    """The integer query parameter ``name``; None when absent or empty."""
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        message = f"{name} must be an integer"
-        raise BadQuery(message, errors={name: ["Must be an integer."]}) from None

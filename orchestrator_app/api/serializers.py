@@ -10,10 +10,12 @@ from rest_framework import serializers
 from clawdbot.contract import js_iso_timestamp
 from orchestrator_app.models import Delivery, Status
 
+# Field names are the wire's, camelCase (SPEC §7).
+
 
 class ContextSerializer(serializers.Serializer):
-    sourceTaskId = serializers.CharField(required=False, allow_blank=True)  # noqa: N815
-    sourceRunId = serializers.CharField(required=False, allow_blank=True)  # noqa: N815
+    sourceTaskId = serializers.CharField(required=False, allow_blank=True)
+    sourceRunId = serializers.CharField(required=False, allow_blank=True)
     actor = serializers.CharField(required=False, allow_blank=True)
 
 
@@ -39,17 +41,17 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 
 
 class QueuedDeliverySerializer(serializers.Serializer):
-    deliveryId = serializers.CharField(source="delivery_id")  # noqa: N815
+    deliveryId = serializers.CharField(source="delivery_id")
     target = serializers.CharField()
     status = serializers.CharField()
-    nextAttemptAtUtc = serializers.CharField(source="next_attempt_at_utc")  # noqa: N815
+    nextAttemptAtUtc = serializers.CharField(source="next_attempt_at_utc")
 
 
 class EmitResponseSerializer(serializers.Serializer):
     ok = serializers.BooleanField(default=True)
-    idempotencyKey = serializers.CharField(source="idempotency_key")  # noqa: N815
-    milestoneId = serializers.CharField(source="milestone_id")  # noqa: N815
-    sentAtUtc = serializers.CharField(source="sent_at_utc")  # noqa: N815
+    idempotencyKey = serializers.CharField(source="idempotency_key")
+    milestoneId = serializers.CharField(source="milestone_id")
+    sentAtUtc = serializers.CharField(source="sent_at_utc")
     deliveries = QueuedDeliverySerializer(many=True)
 
 
@@ -59,30 +61,30 @@ def _iso(value: Any) -> str | None:
 
 class DeliverySerializer(serializers.Serializer):
     id = serializers.CharField()
-    idempotencyKey = serializers.CharField(source="idempotency_key")  # noqa: N815
-    milestoneId = serializers.CharField(source="milestone_id")  # noqa: N815
+    idempotencyKey = serializers.CharField(source="idempotency_key")
+    milestoneId = serializers.CharField(source="milestone_id")
     target = serializers.CharField()
     status = serializers.ChoiceField(choices=Status.choices)
     attempts = serializers.IntegerField()
-    lastStatusCode = serializers.IntegerField(source="last_status_code")  # noqa: N815
-    lastError = serializers.CharField(source="last_error")  # noqa: N815
-    lastAttemptAtUtc = serializers.SerializerMethodField()  # noqa: N815
-    nextAttemptAtUtc = serializers.SerializerMethodField()  # noqa: N815
-    createdAtUtc = serializers.SerializerMethodField()  # noqa: N815
+    lastStatusCode = serializers.IntegerField(source="last_status_code")
+    lastError = serializers.CharField(source="last_error")
+    lastAttemptAtUtc = serializers.SerializerMethodField()
+    nextAttemptAtUtc = serializers.SerializerMethodField()
+    createdAtUtc = serializers.SerializerMethodField()
 
-    def get_lastAttemptAtUtc(self, obj: Delivery) -> str | None:  # noqa: N802
+    def get_lastAttemptAtUtc(self, obj: Delivery) -> str | None:
         return _iso(obj.last_attempt_at)
 
-    def get_nextAttemptAtUtc(self, obj: Delivery) -> str | None:  # noqa: N802
+    def get_nextAttemptAtUtc(self, obj: Delivery) -> str | None:
         return _iso(obj.next_attempt_at)
 
-    def get_createdAtUtc(self, obj: Delivery) -> str | None:  # noqa: N802
+    def get_createdAtUtc(self, obj: Delivery) -> str | None:
         return _iso(obj.created_at)
 
 
 class DeliveryQuerySerializer(serializers.Serializer):
     status = serializers.MultipleChoiceField(choices=Status.choices, required=False)
     target = serializers.CharField(required=False, default="")
-    milestoneId = serializers.CharField(required=False, default="")  # noqa: N815
+    milestoneId = serializers.CharField(required=False, default="")
     cursor = serializers.CharField(required=False, default="")
     limit = serializers.IntegerField(required=False, default=50, min_value=1, max_value=200)

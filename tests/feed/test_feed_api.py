@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from feed_app.selectors import js_limit
+from feed_app.api.params import js_limit
 from tests.factories import EnvelopeFactory, MilestoneEventFactory
 
 pytestmark = pytest.mark.django_db

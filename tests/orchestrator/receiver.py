@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from clawdbot.contract import (  # noqa: E402
+from clawdbot.contract import (
     SignatureError,
     legacy_verify,
     parse_json,
@@ -90,11 +90,11 @@ class Handler(BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         with self.state.lock:
             self._reply(200, {"requests": list(self.state.log)})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self._body()
         if self.path == "/_control":
             self._control(json.loads(body))

@@ -7,9 +7,9 @@ real pipeline: emitted, delivered signed over HTTP by the worker, ingested by th
 from __future__ import annotations
 
 import time
+import urllib.request
 from typing import Any
 
-import httpx
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -49,9 +49,10 @@ class Command(BaseCommand):
         url = _health_url()
         while time.monotonic() < deadline:
             try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:  # not listening yet, or not healthy (HTTPError) yet
                 pass
             time.sleep(0.2)  # pacing the health checks of a server that is starting
         raise CommandError(f"{url} did not answer within {timeout:g}s")
