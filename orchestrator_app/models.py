@@ -60,6 +60,10 @@ class Target(models.Model):
         max_length=500, blank=True,
         help_text="Seconds between attempts, comma-separated. Empty: MILESTONE_RETRY_SCHEDULE.",
     )
+    supports_batch = models.BooleanField(
+        default=False,
+        help_text="Accepts POST <url>/batch (SPEC §10): due backlogs are sent in batches.",
+    )
 
     class Meta:
         db_table = "orchestrator_target"
