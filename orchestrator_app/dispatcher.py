@@ -12,6 +12,11 @@ of its own (``PARALLEL`` of them), one target holds at most ``PER_TARGET`` of th
 each attempt is recorded as soon as it ends (with whatever else ended meanwhile), never
 held back until the slowest attempt of a batch is done. A target that hangs until its
 timeout therefore ties up its own ``PER_TARGET`` threads, and the others go on.
+
+A target that takes batches (``supports_batch``) is claimed separately, up to
+``batch.MAX_ITEMS`` deliveries per thread it may use: several due at once go as batches
+(``delivery.units``), one request per thread, so a backlog of thousands drains in a few
+requests instead of thousands.
 """
 
 from __future__ import annotations
@@ -27,13 +32,15 @@ from collections import Counter
 import psycopg
 from django.db import close_old_connections, connection
 
+from orchestrator_app.services import batch
 from orchestrator_app.services.delivery import (
     Job,
     Sent,
     deliveries_claim,
     deliveries_load,
     deliveries_record_each,
-    job_send,
+    unit_send,
+    units,
     worker_name,
 )
 from orchestrator_app.transport import Transport, default_transport
@@ -46,8 +53,8 @@ POLL_S = 0.25
 #: Attempts in flight at once per worker process, and of those at most per target.
 PARALLEL = 16
 PER_TARGET = 4
-#: Attempts recorded in one transaction, at most.
-RECORD_BATCH = 64
+#: Attempts recorded in one transaction, at most (a whole batch's, at best).
+RECORD_BATCH = batch.MAX_ITEMS
 
 
 def _listen() -> psycopg.Connection:
@@ -117,7 +124,8 @@ def _wait(listener: psycopg.Connection | None, waker: _Waker,
 
 
 class _Senders:
-    """``PARALLEL`` daemon threads sending jobs, counting what is in flight per target.
+    """``PARALLEL`` daemon threads sending units of jobs (one request each: a job, or a
+    batch), counting the requests in flight per target.
 
     Daemon threads (not a ThreadPoolExecutor, whose threads are joined at exit): a worker
     process told to stop must not wait for a hanging receiver; its leases just expire.
@@ -126,7 +134,7 @@ class _Senders:
     def __init__(self, transport: Transport, done: queue.Queue[Sent | None],
                  waker: _Waker) -> None:
         self.transport, self.done, self.waker = transport, done, waker
-        self.jobs: queue.Queue[Job] = queue.Queue()
+        self.jobs: queue.Queue[list[Job]] = queue.Queue()
         self.lock = threading.Lock()
         self.busy: Counter[str] = Counter()
         for n in range(PARALLEL):
@@ -136,19 +144,20 @@ class _Senders:
         with self.lock:
             return {target: n for target, n in self.busy.items() if n}
 
-    def submit(self, job: Job) -> None:
+    def submit(self, unit: list[Job]) -> None:
         with self.lock:
-            self.busy[job.target.name] += 1
-        self.jobs.put(job)
+            self.busy[unit[0].target.name] += 1
+        self.jobs.put(unit)
 
     def _loop(self) -> None:
         while True:
-            job = self.jobs.get()
+            unit = self.jobs.get()
             try:
-                self.done.put(job_send(job, self.transport))  # job_send never raises
+                for sent in unit_send(unit, self.transport):  # unit_send never raises
+                    self.done.put(sent)
             finally:
                 with self.lock:
-                    self.busy[job.target.name] -= 1
+                    self.busy[unit[0].target.name] -= 1
                 self.waker.wake()
 
 
@@ -195,11 +204,23 @@ def _claim(senders: _Senders, worker: str) -> bool:
     room = PARALLEL - sum(busy.values())
     if room <= 0:
         return False
+    refusing = batch.batch_refusals()
     claims = deliveries_claim(limit=room, worker=worker, parallel=room, per_target=PER_TARGET,
-                              busy=busy)
-    for job in deliveries_load(claims=claims) if claims else []:
-        senders.submit(job)
-    return len(claims) == room
+                              busy=busy, batching=False, refusing=refusing)
+    full = len(claims) == room
+    room -= len(claims)
+    if room > 0:
+        # Targets that take batches: a thread of their PER_TARGET carries MAX_ITEMS.
+        size = batch.MAX_ITEMS
+        more = deliveries_claim(limit=room * size, worker=worker, parallel=room * size,
+                                per_target=PER_TARGET * size, batching=True, refusing=refusing,
+                                busy={t: n * size for t, n in busy.items()})
+        full = full or len(more) == room * size
+        claims += more
+    jobs = deliveries_load(claims=claims) if claims else []
+    for unit in units(jobs, refusing=refusing):
+        senders.submit(unit)
+    return full
 
 
 def dispatch_forever(*, stop: threading.Event, transport: Transport | None = None) -> None:

@@ -25,6 +25,8 @@ DELIVERY_REQUEUED = "outbox.delivery_requeued"
 DELIVERY_DISCARDED = "outbox.delivery_discarded"
 TARGET_PAUSED = "outbox.target_paused"
 TARGET_RESUMED = "outbox.target_resumed"
+#: A target with ``supports_batch`` answered a batch 404/405/413; its envelopes went alone.
+TARGET_BATCH_REFUSED = "outbox.target_batch_refused"
 
 PROJECTED_TYPES = (
     MILESTONE_EMITTED, DELIVERY_QUEUED, DELIVERY_ATTEMPT_STARTED, DELIVERY_ATTEMPTED,

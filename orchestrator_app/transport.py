@@ -55,7 +55,8 @@ class TransportResponse:
 
 class Transport(Protocol):
     def post(
-        self, url: str, *, body: bytes, headers: Mapping[str, str], timeout: float
+        self, url: str, *, body: bytes, headers: Mapping[str, str], timeout: float,
+        max_body: int = MAX_BODY_BYTES,
     ) -> TransportResponse: ...
 
 
@@ -245,8 +246,11 @@ class KeepAliveTransport:
         return conn, False
 
     def post(
-        self, url: str, *, body: bytes, headers: Mapping[str, str], timeout: float
+        self, url: str, *, body: bytes, headers: Mapping[str, str], timeout: float,
+        max_body: int = MAX_BODY_BYTES,
     ) -> TransportResponse:
+        """POST ``body``; read at most ``max_body`` bytes of the answer (a batch's answer
+        names every item, so it may read more than one envelope's)."""
         started = time.perf_counter()
         deadline = time.monotonic() + timeout
         try:
@@ -262,7 +266,7 @@ class KeepAliveTransport:
             conn, reused = self._connection(origin)
             armed: list[int] = []
             try:
-                reply = self._exchange(conn, path, body, headers, deadline, armed)
+                reply = self._exchange(conn, path, body, headers, deadline, armed, max_body)
             except _STALE as exc:
                 failure: BaseException | None = exc
                 retry = reused and time.monotonic() < deadline
@@ -285,7 +289,8 @@ class KeepAliveTransport:
 
     @staticmethod
     def _exchange(conn: http.client.HTTPConnection, path: str, body: bytes,
-                  headers: Mapping[str, str], deadline: float, armed: list[int]) -> _Reply:
+                  headers: Mapping[str, str], deadline: float, armed: list[int],
+                  max_body: int = MAX_BODY_BYTES) -> _Reply:
         if conn.sock is None:
             conn.timeout = _remaining(deadline)
             conn._create_connection = _connector(deadline, armed)  # type: ignore[attr-defined]
@@ -296,7 +301,7 @@ class KeepAliveTransport:
             armed.append(_watchdog.arm(deadline, conn.sock))
         conn.request("POST", path, body=body, headers=dict(headers))
         reply = conn.getresponse()
-        data = _read_capped(reply, deadline)
+        data = _read_capped(reply, deadline, max_body)
         # More may be coming: reading it is the target's game, not ours. The connection is
         # closed rather than drained (and reopened for the next request).
         return _Reply(reply.status, data, _headers(reply), complete=reply.isclosed())
@@ -308,16 +313,20 @@ class KeepAliveTransport:
             del pool[origin]
 
 
-def _read_capped(reply: http.client.HTTPResponse, deadline: float) -> bytes:
-    """The body up to ``MAX_BODY_BYTES``; raises when it ends short of its own length (the
+def _read_capped(reply: http.client.HTTPResponse, deadline: float,
+                 max_body: int = MAX_BODY_BYTES) -> bytes:
+    """The body up to ``max_body`` bytes; raises when it ends short of its own length (the
     deadline shut the socket, or the target closed it): a reply cut off is no answer."""
     data = b""
-    while len(data) < MAX_BODY_BYTES:
-        chunk = reply.read(MAX_BODY_BYTES - len(data))
+    chunks, size = [], 0
+    while size < max_body:
+        chunk = reply.read(max_body - size)
         if not chunk:
             break
-        data += chunk
-    if len(data) < MAX_BODY_BYTES and reply.length:  # Content-Length not reached
+        chunks.append(chunk)
+        size += len(chunk)
+    data = b"".join(chunks)
+    if size < max_body and reply.length:  # Content-Length not reached
         if time.monotonic() >= deadline:
             raise DeadlineExceeded("the body was still arriving at the deadline")
         raise http.client.IncompleteRead(data, reply.length)

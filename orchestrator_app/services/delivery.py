@@ -34,6 +34,7 @@ from clawdbot.eventstore.store import Append, Expect, NewEvent
 from orchestrator_app import events as ev
 from orchestrator_app import retry
 from orchestrator_app.models import OPEN_STATUSES, Delivery, EmittedMilestone, Status, Target
+from orchestrator_app.services import batch
 from orchestrator_app.services.triage import target_pause_event
 from orchestrator_app.transport import Transport, TransportResponse
 
@@ -66,6 +67,8 @@ WITH picked AS (
         FOR UPDATE OF d SKIP LOCKED
     ) c
     WHERE NOT EXISTS (SELECT FROM orchestrator_target_pause p WHERE p.target = t.name)
+      AND (%(batching)s::boolean IS NULL OR %(batching)s::boolean =
+           (t.supports_batch AND NOT t.name = ANY(%(refusing)s::text[])))
 ), allowed AS (
     SELECT *, row_number() OVER (PARTITION BY target ORDER BY next_attempt_at, id) AS n
     FROM picked
@@ -109,7 +112,8 @@ def worker_name() -> str:
 def deliveries_claim(
     *, limit: int, worker: str | None = None, ids: Sequence[str] | None = None,
     overdue_s: float = 0.0, parallel: int = 1, per_target: int | None = None,
-    busy: Mapping[str, int] | None = None,
+    busy: Mapping[str, int] | None = None, batching: bool | None = None,
+    refusing: Sequence[str] = (),
 ) -> list[Claim]:
     """Lease up to ``limit`` due deliveries (of ``ids``, if given) under a new claim
     token, in the order to send them, ``parallel`` at a time, and record that each
@@ -118,7 +122,8 @@ def deliveries_claim(
     At most ``per_target`` per target (default: ``limit``), less ``busy[target]`` (what
     the caller has in flight there). The clock is the database's wall clock, not the
     transaction's start. ``overdue_s`` picks only deliveries due at least that long ago
-    (the sweep's margin).
+    (the sweep's margin). ``batching`` True picks only targets that take batches (those
+    with ``supports_batch``, less the ``refusing`` ones), False only the others.
     """
     token, worker = uuid.uuid4().hex, worker or worker_name()
     params: dict[str, str | float | list[str] | None] = {
@@ -126,6 +131,7 @@ def deliveries_claim(
         "overdue": float(overdue_s), "limit": limit, "parallel": max(1, parallel),
         "per_target": per_target or limit, "busy": json.dumps(dict(busy or {})),
         "ids": [str(i) for i in ids] if ids is not None else None,
+        "batching": batching, "refusing": list(refusing),
     }
     with connection.cursor() as cursor:
         cursor.execute(_CLAIM, params)
@@ -150,9 +156,18 @@ class Job:
 
 @dataclass(frozen=True)
 class Sent:
+    """An attempt that ended. A batch item's ``verdict`` and ``note`` say what its
+    result meant (the response alone is the batch's 2xx); ``refusal`` says why an
+    envelope meant for a batch was sent alone."""
+
     claim: Claim
     response: TransportResponse
     attempted_at: datetime
+    verdict: retry.Verdict | None = None
+    note: str = ""
+    batch_id: str = ""
+    refusal: str = ""
+    target: str = ""  # the target that refused (set on the first envelope sent alone)
 
 
 def deliveries_load(*, claims: Sequence[Claim]) -> list[Job]:
@@ -178,6 +193,74 @@ def job_send(job: Job, transport: Transport) -> Sent:
     except Exception as exc:
         response = TransportResponse(None, error=f"{exc.__class__.__name__}: {exc}")
     return Sent(job.claim, response, attempted_at)
+
+
+def units(jobs: Sequence[Job], *, refusing: Sequence[str] = ()) -> list[list[Job]]:
+    """What to send as one request each: the jobs of a target that takes batches, when
+    there are several, in batches (``batch.batches_of``); every other job alone."""
+    by_target: dict[str, list[Job]] = {}
+    alone: list[list[Job]] = []
+    for job in jobs:
+        if job.target.supports_batch and job.target.name not in refusing:
+            by_target.setdefault(job.target.name, []).append(job)
+        else:
+            alone.append([job])
+    for group in by_target.values():
+        if len(group) == 1:
+            alone.append(group)
+            continue
+        for chunk in batch.batches_of([j.milestone.envelope for j in group]):
+            alone.append(group[chunk.start:chunk.stop])
+    return alone
+
+
+def unit_send(unit: Sequence[Job], transport: Transport) -> list[Sent]:
+    """Send a unit of ``units``: one job as ever, several as one batch; never raises.
+
+    A target that refuses the batch (``batch.REFUSING_STATUSES``) gets each envelope on
+    its own at once, one after the other, under leases extended to cover that; the
+    refusal is noted (``batch.batch_refusals``) and recorded with each attempt.
+    """
+    if len(unit) == 1:
+        return [job_send(unit[0], transport)]
+    target = unit[0].target
+    attempted_at = timezone.now()
+    try:
+        answer = batch.batch_send(target=target, keys=[j.milestone.idempotency_key for j in unit],
+                                  envelopes=[j.milestone.envelope for j in unit],
+                                  transport=transport)
+    except Exception as exc:
+        failed = TransportResponse(None, error=f"{exc.__class__.__name__}: {exc}")
+        return [Sent(j.claim, failed, attempted_at) for j in unit]
+    if answer.items is not None:
+        return [Sent(j.claim, item.response, attempted_at, item.verdict, item.error,
+                     answer.batch_id) for j, item in zip(unit, answer.items, strict=True)]
+    log.warning("target %s refused a batch (%s): sending its %d envelopes one at a time "
+                "for %g s", target.name, answer.refusal, len(unit), batch.REFUSAL_COOLDOWN_S)
+    batch.batch_refusal_note(target.name)
+    try:
+        deliveries_lease_extend(claims=[j.claim for j in unit], each_s=target.timeout_s)
+    except Exception:  # the leases may expire early: another worker then sends it again
+        log.exception("could not extend the leases of a refused batch")
+    sent = []
+    for n, job in enumerate(unit):
+        alone = job_send(job, transport)
+        sent.append(replace(alone, refusal=answer.refusal,
+                            target=target.name if n == 0 else ""))
+    return sent
+
+
+@transaction.atomic(durable=True)
+def deliveries_lease_extend(*, claims: Sequence[Claim], each_s: float) -> None:
+    """Lengthen the leases of ``claims`` (sent one after another, in order) so each covers
+    the attempts before it and its own: coordination, not history (see models.py)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE orchestrator_delivery d SET lease_expires_at = clock_timestamp() + "
+            "make_interval(secs => %s + %s * c.k) FROM unnest(%s::uuid[], %s::text[]) "
+            "WITH ORDINALITY AS c(id, owner, k) WHERE d.id = c.id AND d.lease_owner = c.owner",
+            [float(settings.MILESTONE_LEASE_MARGIN_S), float(each_s),
+             [c.delivery_id for c in claims], [c.owner for c in claims]])
 
 
 def delivery_send(
@@ -243,6 +326,9 @@ def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
                                    targets.get(rows[item.claim.delivery_id].target), item)
                    for item in sent]
         appends += _gone_pauses(sent, rows, targets)
+        appends += [Append(ev.target_stream(s.target), [ev.event(
+            ev.TARGET_BATCH_REFUSED, target=s.target, reason=s.refusal)], Expect.ANY)
+            for s in sent if s.target and s.refusal]
         projections.record_batch(appends)  # the batch at once, in this transaction
     fresh = {str(k): d for k, d in Delivery.objects.in_bulk(ids).items()}
     return [fresh[s.claim.delivery_id] for s in sent]
@@ -267,26 +353,31 @@ def _gone_pauses(sent: Sequence[Sent], rows: dict[str, Delivery],
 def _attempt_append(delivery: Delivery, target: Target | None, sent: Sent
                     ) -> Append:
     response = sent.response
-    verdict = retry.classify(response.status_code, response.body)
+    verdict = sent.verdict or retry.classify(response.status_code, response.body)
+    error = _text(sent.note, ERROR_CHARS) if sent.note else _error(response)
     attempted = {
         "deliveryId": sent.claim.delivery_id, "number": delivery.attempts + 1,
         "attemptedAtUtc": sent.attempted_at.isoformat(),
         "durationMs": round(response.duration_ms, 3), "statusCode": response.status_code,
-        "responseExcerpt": _excerpt(response.body), "error": _error(response),
+        "responseExcerpt": _excerpt(response.body), "error": error,
         "worker": sent.claim.worker or sent.claim.owner, "claim": sent.claim.owner,
         "startedPosition": sent.claim.started_position,
     }
+    if sent.batch_id:
+        attempted["batchId"] = sent.batch_id
+    if sent.refusal:
+        attempted["sentAloneBecause"] = sent.refusal
     follow, outcome = None, verdict.value
     if delivery.status in OPEN_STATUSES:
         try:
-            follow, outcome = _follow_up(delivery, target, verdict, response)
+            follow, outcome = _follow_up(delivery, target, verdict, response, error)
         except Exception as exc:
             # Whatever the answer held, the attempt is recorded and retried on the plain
             # schedule, never left unrecorded (and resent at each lease expiry) because
             # one of its details could not be understood.
             log.exception("could not interpret the answer to delivery %s", delivery.pk)
             plain = replace(response, headers={})
-            follow, outcome = _follow_up(delivery, target, retry.Verdict.RETRY, plain)
+            follow, outcome = _follow_up(delivery, target, retry.Verdict.RETRY, plain, error)
             attempted["error"] = _text(f"{attempted['error']} (answer not understood: "
                                        f"{exc.__class__.__name__})".strip(), ERROR_CHARS)
     new_events = [ev.event(ev.DELIVERY_ATTEMPTED, outcome=outcome, **attempted)]
@@ -297,13 +388,13 @@ def _attempt_append(delivery: Delivery, target: Target | None, sent: Sent
 
 
 def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict,
-               response: TransportResponse) -> tuple[NewEvent, str]:
+               response: TransportResponse, error: str) -> tuple[NewEvent, str]:
     d = delivery.pk
     if verdict in (retry.Verdict.DELIVERED, retry.Verdict.DUPLICATE):
         return ev.event(ev.DELIVERY_SUCCEEDED, deliveryId=str(d), status=verdict.value), \
             verdict.value
     if verdict is retry.Verdict.REJECTED:
-        return ev.event(ev.DELIVERY_REJECTED, deliveryId=str(d), reason=_error(response)), \
+        return ev.event(ev.DELIVERY_REJECTED, deliveryId=str(d), reason=error), \
             Status.REJECTED.value
     now = timezone.now()
     try:
@@ -313,13 +404,13 @@ def _follow_up(delivery: Delivery, target: Target | None, verdict: retry.Verdict
         # Raising here would leave the whole batch unrecorded and resent at every lease
         # expiry; a dead letter naming the bad setting is visible and can be requeued.
         return ev.event(ev.DELIVERY_DEAD_LETTERED, deliveryId=str(d),
-                        reason=f"{exc}: {_error(response)}"), Status.DEAD_LETTER.value
+                        reason=f"{exc}: {error}"), Status.DEAD_LETTER.value
     retry_after = retry.parse_retry_after(
         {k.lower(): v for k, v in response.headers.items()}.get("retry-after"), now=now)
     due = retry.next_attempt_at(schedule=schedule, attempts_made=delivery.cycle_attempts + 1,
                                 now=now, retry_after_s=retry_after)
     if due is None:
-        reason = f"gave up after {retry.max_attempts(schedule)} attempt(s): {_error(response)}"
+        reason = f"gave up after {retry.max_attempts(schedule)} attempt(s): {error}"
         return ev.event(ev.DELIVERY_DEAD_LETTERED, deliveryId=str(d), reason=reason), \
             Status.DEAD_LETTER.value
     return ev.event(ev.DELIVERY_RETRY_SCHEDULED, deliveryId=str(d),
@@ -355,15 +446,19 @@ def deliveries_record_each(*, sent: Sequence[Sent]) -> list[Delivery]:
 
 def deliveries_send(
     *, transport: Transport, limit: int = 100, ids: Sequence[str] | None = None,
-    overdue_s: float = 0.0, map_fn: Callable[..., Iterable[Sent]] = map, parallel: int = 1,
+    overdue_s: float = 0.0, map_fn: Callable[..., Iterable[list[Sent]]] = map,
+    parallel: int = 1,
 ) -> list[Sent]:
     """Claim what is due now and send it (through ``map_fn``, plain ``map`` by default:
-    one after the other); the caller records it."""
+    one request after the other; several due to a target that takes batches go as
+    batches); the caller records it."""
     claims = deliveries_claim(limit=limit, ids=ids, overdue_s=overdue_s, parallel=parallel)
     if not claims:
         return []
     jobs = deliveries_load(claims=claims)
-    return list(map_fn(lambda job: job_send(job, transport), jobs))
+    refusing = batch.batch_refusals()
+    return [s for sent in map_fn(lambda unit: unit_send(unit, transport),
+                                 units(jobs, refusing=refusing)) for s in sent]
 
 
 def deliveries_run(

@@ -36,7 +36,8 @@ class FakeTransport:
         default_factory=lambda: TransportResponse(200, b'{"ok":true,"status":"accepted"}'))
     requests: list[dict[str, Any]] = field(default_factory=list)
 
-    def post(self, url: str, *, body: bytes, headers: Any, timeout: float) -> TransportResponse:
+    def post(self, url: str, *, body: bytes, headers: Any, timeout: float,
+             max_body: int = 0) -> TransportResponse:
         self.requests.append({"url": url, "body": body, "headers": dict(headers),
                               "timeout": timeout})
         return self.script.pop(0) if self.script else self.default

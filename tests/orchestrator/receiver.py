@@ -11,6 +11,10 @@ prints ``PORT <n>`` once listening. ``POST /_control`` with ``{"script": [reply,
 next ``/_control``), ``{"status": 200, "drop": true}`` (accept, then close the
 connection without a ``Connection: close``); ``{"status": 200}`` means "verify, then
 accept or answer duplicate". ``GET /_log`` returns every ingest request seen.
+
+A POST to a path ending in ``/batch`` is a batch (SPEC §10): verified over the whole body,
+then each envelope is accepted or duplicate, or rejected when its key is in the reply's
+``"reject"`` list; its log entry names the ``batchId`` and every ``keys``.
 """
 
 from __future__ import annotations
@@ -112,9 +116,14 @@ class Handler(BaseHTTPRequestHandler):
     def _ingest(self, body: bytes) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
         schemes, error = verify(self.state, headers, body)
-        key = str(parse_json(body).get("idempotencyKey"))
+        payload = parse_json(body)
+        is_batch = self.path.rstrip("/").endswith("/batch")
+        key = str(payload.get("batchId" if is_batch else "idempotencyKey"))
         reply = self.state.next_reply()
-        entry = {"key": key, "schemes": schemes, "error": error, "reply": reply}
+        entry = {"key": key, "schemes": schemes, "error": error, "reply": reply,
+                 "path": self.path, "webhookId": headers.get("webhook-id")}
+        if is_batch:
+            entry["keys"] = [str(e.get("idempotencyKey")) for e in payload["envelopes"]]
         with self.state.lock:
             self.state.log.append(entry)
         if reply.get("hang"):
@@ -126,12 +135,28 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(status, reply.get("body", {"ok": False}), extra)
         if error:
             return self._reply(401, {"ok": False, "status": "rejected", "reason": error})
+        if is_batch:
+            return self._reply(200, self._batch(key, entry["keys"], reply.get("reject", [])))
         with self.state.lock:
             duplicate = key in self.state.seen
             self.state.seen.add(key)
         self._reply(200, {"ok": True, "status": "duplicate" if duplicate else "accepted"})
         # "drop": close the kept-alive connection without saying so, as idle timeouts do.
         self.close_connection = bool(reply.get("drop"))
+
+
+    def _batch(self, batch_id: str, keys: list[str], reject: list[str]) -> dict:
+        results = []
+        with self.state.lock:
+            for key in keys:
+                if key in reject:
+                    results.append({"idempotencyKey": key, "status": "rejected",
+                                    "reason": "invalid_event", "errors": {"event": ["scripted"]}})
+                    continue
+                status = "duplicate" if key in self.state.seen else "accepted"
+                self.state.seen.add(key)
+                results.append({"idempotencyKey": key, "status": status})
+        return {"ok": True, "batchId": batch_id, "results": results}
 
 
 def main() -> None:
