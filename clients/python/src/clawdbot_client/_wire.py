@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ EMIT_PATH = "/api/orchestrator/milestones"
 #: Answers that mean "not now": the item stays first in line and is tried again.
 _LATER = {401, 403, 404, 408, 425, 429}
 _MAX_RETRY_AFTER_S = 300.0
+
+log = logging.getLogger("clawdbot_client")
 
 
 def now_utc() -> str:
@@ -44,6 +47,16 @@ def spool_item(event: Mapping[str, Any], idempotency_key: str | None,
 def request_args(base_url: str, token: str, item: Mapping[str, Any]) -> dict[str, Any]:
     return {"url": base_url.rstrip("/") + EMIT_PATH, "json": item["body"],
             "headers": {"Authorization": f"Token {token}", "Idempotency-Key": item["key"]}}
+
+
+def outcome(item: Mapping[str, Any], response: httpx.Response | None,
+            error: Exception | None = None) -> Sent:
+    """What one send of ``item`` came to, logging a refusal (it is final: the milestone is
+    dropped from the spool). Shared by the sync and asyncio clients."""
+    sent = classify(response, error)
+    if sent.outcome is Outcome.REFUSED:
+        log.error("the server refused milestone %s for good: %s", item["key"], sent.detail)
+    return sent
 
 
 def classify(response: httpx.Response | None, error: Exception | None = None) -> Sent:

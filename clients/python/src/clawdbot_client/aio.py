@@ -21,7 +21,7 @@ import httpx
 
 from . import _wire
 from .client import BACKOFF_START_S, _Backoff, default_spool_path
-from .spool import DrainResult, Outcome, Sent, Spool
+from .spool import DrainResult, Sent, Spool
 from .tracking import Run
 
 log = logging.getLogger("clawdbot_client")
@@ -131,14 +131,10 @@ class AsyncClient:
 
     async def _send(self, item: dict[str, Any]) -> Sent:
         try:
-            response = await self._http.post(**_wire.request_args(self.base_url, self._token,
-                                                                   item))
+            response = await self._http.post(**_wire.request_args(self.base_url, self._token, item))
         except httpx.HTTPError as exc:
-            return _wire.classify(None, exc)
-        sent = _wire.classify(response)
-        if sent.outcome is Outcome.REFUSED:
-            log.error("the server refused milestone %s for good: %s", item["key"], sent.detail)
-        return sent
+            return _wire.outcome(item, None, exc)
+        return _wire.outcome(item, response)
 
     async def _run(self) -> None:
         backoff = _Backoff()

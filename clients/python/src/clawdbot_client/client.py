@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import httpx
 
 from . import _wire
-from .spool import DrainResult, Outcome, Sent, Spool
+from .spool import DrainResult, Sent, Spool
 
 log = logging.getLogger("clawdbot_client")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -179,11 +179,8 @@ class Client:
         try:
             response = self._http.post(**_wire.request_args(self.base_url, self._token, item))
         except httpx.HTTPError as exc:
-            return _wire.classify(None, exc)
-        sent = _wire.classify(response)
-        if sent.outcome is Outcome.REFUSED:
-            log.error("the server refused milestone %s for good: %s", item["key"], sent.detail)
-        return sent
+            return _wire.outcome(item, None, exc)
+        return _wire.outcome(item, response)
 
     def _drain(self, deadline: float | None = None) -> DrainResult:
         def late() -> bool:
