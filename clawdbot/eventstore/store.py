@@ -68,10 +68,22 @@ class RecordedEvent:
     recorded_at: datetime
 
 
+# Event data travels as one JSON array text per column, unpacked into the functions'
+# jsonb[] by PostgreSQL: psycopg dumps a list of strings as an array literal in Python,
+# escaping each element with a regular expression, which cost a millisecond per kilobyte of
+# event (most of a backfill's time), where joining the JSON texts costs next to nothing.
+_JSONB_ARRAY = ("ARRAY(SELECT x FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(x, o)"
+                " ORDER BY o)")
+
+
+def _json_array(texts: Sequence[str]) -> str:
+    return "[" + ",".join(texts) + "]"
+
+
 # One round trip: eventstore_append (migration 0002) takes the append lock, reads the
 # stream's version with a fresh snapshot, checks it and inserts. ON CONFLICT leaves the
 # final word on duplicates to the unique (stream, version) index.
-_APPEND = "SELECT * FROM eventstore_append(%s, %s, %s, %s::jsonb[], %s::jsonb[], %s)"
+_APPEND = (f"SELECT * FROM eventstore_append(%s, %s, %s, {_JSONB_ARRAY}, {_JSONB_ARRAY}, %s)")
 
 
 def append(
@@ -98,8 +110,8 @@ def append(
         APPEND_LOCK_KEY,
         stream_id,
         [e.type for e in events],
-        [json.dumps(e.data) for e in events],
-        [json.dumps(e.metadata) for e in events],
+        _json_array([json.dumps(e.data) for e in events]),
+        _json_array([json.dumps(e.metadata) for e in events]),
         None if expected is Expect.ANY else expected,
     ]
     rows = _insert(params)
@@ -140,8 +152,13 @@ class AppendOutcome:
     conflict: ConcurrencyError | None = None
 
 
+# recorded_at is the transaction's time, so every row of a call has the same one: it is
+# sent (and turned into a datetime in Python) only where it changes, not once per row.
 _APPEND_BATCH = (
-    "SELECT * FROM eventstore_append_batch(%s, %s, %s, %s, %s, %s::jsonb[], %s::jsonb[])"
+    "SELECT stream_ord, new_position, new_version, CASE WHEN new_recorded_at IS DISTINCT FROM"
+    " lag(new_recorded_at) OVER (ORDER BY new_position) THEN new_recorded_at END FROM"
+    f" eventstore_append_batch(%s, %s, %s, %s, %s, {_JSONB_ARRAY}, {_JSONB_ARRAY})"
+    " ORDER BY new_position"
 )
 
 
@@ -193,10 +210,12 @@ def append_batch(appends: Sequence[Append]) -> list[AppendOutcome]:
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(_APPEND_BATCH, [APPEND_LOCK_KEY, streams, expected, event_stream, types,
-                                       data, metadata], prepare=True)
+                                       _json_array(data), _json_array(metadata)], prepare=True)
         rows = cursor.fetchall()
     by_stream: dict[int, list[tuple[Any, ...]]] = {}
-    for ordinal, position, version, at in rows:  # in position order, so version order
+    at = None
+    for ordinal, position, version, changed_at in rows:  # in position order (version order)
+        at = changed_at or at
         by_stream.setdefault(ordinal, []).append((position, version, at))
     wanted_count = Counter(event_stream)
     # Under the append lock a stream is written whole or not at all (see append).

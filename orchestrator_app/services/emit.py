@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,7 @@ from clawdbot.contract import (
     validate_milestone,
 )
 from clawdbot.eventstore import projections, store
-from clawdbot.eventstore.store import ConcurrencyError, Expect, RecordedEvent
+from clawdbot.eventstore.store import Append, ConcurrencyError, Expect, RecordedEvent
 from orchestrator_app import events as ev
 from orchestrator_app.exceptions import IdempotencyKeyReused, MilestoneRejected
 from orchestrator_app.models import DEFAULT_TARGET, Status, Target
@@ -121,12 +121,34 @@ def milestone_emit(
     retry can be told from a different request reusing its key.
     """
     clean = milestone_validate(event=event)
-    ctx = _context(context)
     if targets is None:
         target_default_ensure()
         targets = targets_active()
+    prepared = emit_append(event=clean, context=context, actor=actor, sent_at=sent_at,
+                           idempotency_key=idempotency_key, targets=targets,
+                           now=timezone.now(), request_sha256=request_sha256)
+    append = prepared.append
+    projections.record(append.stream_id, append.events, expected_version=Expect.NO_STREAM)
+    outbox_wake()
+    transaction.on_commit(milestone_log_catch_up_safely)
+    return prepared.result
+
+
+@dataclass(frozen=True)
+class PreparedEmit:
+    append: Append  # the emit's events, expecting NO_STREAM
+    result: EmitResult
+
+
+def emit_append(
+    *, event: dict[str, Any], context: Mapping[str, Any] | None, actor: str,
+    sent_at: datetime | None, idempotency_key: str | None, targets: Sequence[Target],
+    now: datetime, request_sha256: str = "",
+) -> PreparedEmit:
+    """The events of emitting ``event`` (already ``milestone_validate``d) to ``targets``,
+    for ``milestone_emit`` or a caller that records many emits at once (backfill)."""
+    ctx = _context(context)
     key = idempotency_key or secrets.token_hex(16)
-    now = timezone.now()
     sent_at_utc = js_iso_timestamp(sent_at or now)
     due = js_iso_timestamp(now)
     queued = tuple(
@@ -134,20 +156,18 @@ def milestone_emit(
         for t in targets
     )
     # Serialised once, here: every attempt to every target sends (and signs) these bytes.
-    envelope = envelope_bytes({"idempotencyKey": key, "sentAtUtc": sent_at_utc, "event": clean})
+    envelope = envelope_bytes({"idempotencyKey": key, "sentAtUtc": sent_at_utc, "event": event})
     fingerprint = {"requestSha256": request_sha256} if request_sha256 else {}
     new_events = [ev.event(ev.MILESTONE_EMITTED, actor, idempotencyKey=key, sentAtUtc=sent_at_utc,
-                           event=clean, envelope=envelope.decode("utf-8"), context=ctx,
+                           event=event, envelope=envelope.decode("utf-8"), context=ctx,
                            actor=actor, **fingerprint)]
     new_events += [
         ev.event(ev.DELIVERY_QUEUED, actor, deliveryId=q.delivery_id, idempotencyKey=key,
-                 milestoneId=clean["milestoneId"], target=q.target, nextAttemptAtUtc=due)
+                 milestoneId=event["milestoneId"], target=q.target, nextAttemptAtUtc=due)
         for q in queued
     ]
-    projections.record(ev.milestone_stream(key), new_events, expected_version=Expect.NO_STREAM)
-    outbox_wake()
-    transaction.on_commit(milestone_log_catch_up_safely)
-    return EmitResult(key, clean["milestoneId"], sent_at_utc, clean, queued)
+    return PreparedEmit(Append(ev.milestone_stream(key), new_events, Expect.NO_STREAM),
+                        EmitResult(key, event["milestoneId"], sent_at_utc, event, queued))
 
 
 def request_fingerprint(body: Any) -> str:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
 
-from orchestrator_app.exceptions import MilestoneRejected
 from orchestrator_app.management.cli import errors_text, json_error_text
-from orchestrator_app.services.replay import milestone_backfill
+from orchestrator_app.services.backfill import CHUNK_LINES, milestones_backfill
 
 # What JSON itself counts as whitespace: a line of only these is blank. (str.strip would
 # also drop U+0085, U+2028 and U+2029, which are ordinary characters inside a line.)
@@ -26,37 +26,46 @@ def log_lines(text: str) -> list[tuple[int, str]]:
 class Command(BaseCommand):
     help = ("Emit each line of a JSONL log (the reference's {sentAtUtc, event} lines, or plain "
             "milestone events), skipping milestoneIds already emitted (a second run emits "
-            "nothing new). Exits non-zero when any line is invalid; the valid ones are emitted.")
+            "nothing new), a chunk of lines per transaction. Exits non-zero when any line is "
+            "invalid; the valid ones are emitted.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="JSONL file, one log line or milestone event per line")
         parser.add_argument("--actor", default="backfill",
                             help="who emits (recorded in the events; default: backfill)")
+        parser.add_argument("--chunk", type=int, default=CHUNK_LINES,
+                            help=f"lines per transaction (default: {CHUNK_LINES})")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["chunk"] < 1:
+            raise CommandError(f"--chunk must be 1 or more, not {options['chunk']}")
         try:
             text = Path(options["file"]).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"cannot read {options['file']}: {exc}") from None
         numbered = log_lines(text)
-        emitted = skipped = invalid = 0
-        for i, (n, line) in enumerate(numbered, 1):
-            try:
-                if milestone_backfill(line=json.loads(line), actor=options["actor"]):
-                    emitted += 1
-                else:
-                    skipped += 1
-            except json.JSONDecodeError as exc:
-                invalid += 1
-                self.stderr.write(f"line {n}: not JSON: {json_error_text(exc)}")
-            except (ValueError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
-                invalid += 1
-                self.stderr.write(f"line {n}: not JSON this command can read: {exc}")
-            except MilestoneRejected as exc:
-                invalid += 1
-                self.stderr.write(f"line {n}: {errors_text(exc.errors) or exc.reason}")
-            if i % 100 == 0 or i == len(numbered):
-                self.stdout.write(f"[{i}/{len(numbered)}] lines read")
+        emitted = skipped = 0
+        problems: list[tuple[int, str]] = []
+        # The bar goes to this command's stdout (a terminal redraws it in place).
+        with tqdm(total=len(numbered), unit=" lines", file=self.stdout._out,
+                  desc="backfill", dynamic_ncols=True, mininterval=0.5) as bar:
+            for start in range(0, len(numbered), options["chunk"]):
+                parsed: list[tuple[int, Any]] = []
+                for n, line in numbered[start:start + options["chunk"]]:
+                    try:
+                        parsed.append((n, json.loads(line)))
+                    except json.JSONDecodeError as exc:
+                        problems.append((n, f"not JSON: {json_error_text(exc)}"))
+                    except (ValueError, RecursionError) as exc:  # an integer of 5,000 digits
+                        problems.append((n, f"not JSON this command can read: {exc}"))
+                chunk = milestones_backfill(lines=parsed, actor=options["actor"])
+                emitted, skipped = emitted + chunk.emitted, skipped + chunk.skipped
+                problems += [(n, errors_text(exc.errors) or exc.reason)
+                             for n, exc in chunk.invalid]
+                bar.update(len(numbered[start:start + options["chunk"]]))
+        for n, problem in sorted(problems):
+            self.stderr.write(f"line {n}: {problem}")
+        invalid = len(problems)
         tail = f", {invalid} invalid line(s)" if invalid else ""
         summary = f"{emitted} new milestone(s) emitted, {skipped} skipped{tail}"
         if invalid:

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
 
 from clawdbot.contract import parse_timestamp
 from orchestrator_app import selectors
 from orchestrator_app.management.cli import target_named
 from orchestrator_app.services.emit import target_default_ensure
-from orchestrator_app.services.replay import milestone_replay
+from orchestrator_app.services.replay import milestones_replay
+
+#: Milestones per transaction: their deliveries come due together (and go in batches).
+CHUNK = 1000
 
 
 def _moment(text: str | None) -> Any:
@@ -46,19 +50,22 @@ class Command(BaseCommand):
         names = ", ".join(t.name for t in targets)
         dry_run = options["dry_run"]
         requeued = queued = skipped = 0
-        for i, m in enumerate(milestones, 1):
-            outcome = milestone_replay(idempotency_key=m.idempotency_key, targets=targets,
-                                       actor=options["actor"], reason=options["reason"],
-                                       dry_run=dry_run)
-            requeued, queued = requeued + outcome.requeued, queued + outcome.queued
-            skipped += outcome.skipped
-            if dry_run:
-                self.stdout.write(
-                    f"would replay {m.milestone_id} ({m.idempotency_key}) → {names}: "
-                    f"{outcome.requeued} requeued, {outcome.queued} newly queued, "
-                    f"{outcome.skipped} already in flight")
-            else:
-                self.stdout.write(f"[{i}/{len(milestones)}] {m.milestone_id}")
+        with tqdm(total=len(milestones), unit=" milestones", file=self.stdout._out,
+                  desc="replay", mininterval=0.5, disable=dry_run) as bar:
+            for start in range(0, len(milestones), CHUNK):
+                chunk = milestones[start:start + CHUNK]
+                outcomes = milestones_replay(
+                    idempotency_keys=[m.idempotency_key for m in chunk], targets=targets,
+                    actor=options["actor"], reason=options["reason"], dry_run=dry_run)
+                for m, outcome in zip(chunk, outcomes, strict=True):
+                    requeued, queued = requeued + outcome.requeued, queued + outcome.queued
+                    skipped += outcome.skipped
+                    if dry_run:
+                        self.stdout.write(
+                            f"would replay {m.milestone_id} ({m.idempotency_key}) → {names}: "
+                            f"{outcome.requeued} requeued, {outcome.queued} newly queued, "
+                            f"{outcome.skipped} already in flight")
+                bar.update(len(chunk))
         verb = "would be replayed" if dry_run else "replayed"
         self.stdout.write(self.style.SUCCESS(
             f"{len(milestones)} milestone(s) {verb} to {names or 'no target'}, "
