@@ -46,7 +46,8 @@ class Validation:
 
 @dataclass(frozen=True)
 class Passed:
-    """Every check passed: the envelope, and the scheme that verified it."""
+    """Every check passed: the envelope, and the schemes that verified it (``legacy``,
+    ``webhook`` or ``legacy+webhook``)."""
 
     envelope: contract.Envelope
     scheme: str
@@ -99,24 +100,30 @@ def schemes_presented(headers: Mapping[str, str]) -> str:
 
 
 def schemes_verifiable(headers: Mapping[str, str]) -> list[str]:
-    """The schemes sent with every header they need; refuses a request with none."""
-    legacy = bool(headers.get(contract.LEGACY_SIGNATURE_HEADER))
-    webhook = bool(headers.get(contract.WEBHOOK_SIGNATURE_HEADER))
+    """Every scheme whose signature header was sent, each with all the headers it needs.
+
+    A request carrying both header sets must pass both (SPEC §3), so a signature sent
+    without its companion headers is refused as missing rather than ignored in favour of
+    the other scheme; a request with no signature header at all is refused too.
+    """
     schemes = []
-    if legacy and headers.get(contract.LEGACY_TIMESTAMP_HEADER):
+    if headers.get(contract.LEGACY_SIGNATURE_HEADER):
+        if not headers.get(contract.LEGACY_TIMESTAMP_HEADER):
+            _missing(contract.LEGACY_TIMESTAMP_HEADER)
         schemes.append(LEGACY)
-    if webhook and all(headers.get(h) for h in (contract.WEBHOOK_ID_HEADER,
-                                                 contract.WEBHOOK_TIMESTAMP_HEADER)):
+    if headers.get(contract.WEBHOOK_SIGNATURE_HEADER):
+        absent = [h for h in (contract.WEBHOOK_ID_HEADER, contract.WEBHOOK_TIMESTAMP_HEADER)
+                  if not headers.get(h)]
+        if absent:
+            _missing(" and ".join(absent))
         schemes.append(WEBHOOK)
-    if schemes:
-        return schemes
-    if legacy:
-        missing = contract.LEGACY_TIMESTAMP_HEADER
-    elif webhook:
-        missing = f"{contract.WEBHOOK_ID_HEADER} or {contract.WEBHOOK_TIMESTAMP_HEADER}"
-    else:
-        missing = f"{contract.LEGACY_SIGNATURE_HEADER} or {contract.WEBHOOK_SIGNATURE_HEADER}"
-    raise SignatureRejected("missing_signature", f"missing signature header: {missing}")
+    if not schemes:
+        _missing(f"{contract.LEGACY_SIGNATURE_HEADER} or {contract.WEBHOOK_SIGNATURE_HEADER}")
+    return schemes
+
+
+def _missing(what: str) -> None:
+    raise SignatureRejected("missing_signature", f"missing signature header: {what}")
 
 
 def body_json(body: bytes) -> Any:
@@ -154,20 +161,15 @@ def signature_verify(
     request: IngestRequest, payload: Any, *, schemes: list[str], key: str | None,
     now: datetime, key_name: str = "idempotencyKey",
 ) -> str:
-    """The first of ``schemes`` whose signature verifies; else the first one's refusal.
-    ``key`` is what webhook-id must equal: the body's ``key_name`` field."""
-    failures: list[SignatureRejected] = []
+    """Verify every one of ``schemes`` (a request that sends both must pass both); return
+    them joined (``legacy+webhook``), or raise the first one's refusal. ``key`` is what
+    webhook-id must equal: the body's ``key_name`` field."""
     for scheme in schemes:
-        try:
-            if scheme == LEGACY:
-                legacy_verify(request.headers, payload)
-            else:
-                webhook_verify(request, key=key, now=now, key_name=key_name)
-        except SignatureRejected as exc:
-            failures.append(exc)
+        if scheme == LEGACY:
+            legacy_verify(request.headers, payload)
         else:
-            return scheme
-    raise failures[0]
+            webhook_verify(request, key=key, now=now, key_name=key_name)
+    return "+".join(schemes)
 
 
 def legacy_verify(headers: Mapping[str, str], payload: Any) -> None:
@@ -210,6 +212,14 @@ def envelope_valid(validation: Validation) -> contract.Envelope:
         raise IngestRejected(
             "unstorable_content",
             f"body holds content that cannot be stored at {unstorable[0]}",
+            errors=errors,
+        )
+    inexact = [p for p, msgs in errors.items() if storable.INEXACT_INTEGER in msgs]
+    if inexact:
+        raise IngestRejected(
+            "inexact_integer",
+            f"body holds an integer beyond 2**53 at {inexact[0]} that JavaScript rounds, so "
+            "the signature does not cover it as sent",
             errors=errors,
         )
     raise IngestRejected("invalid_event", "envelope or event is invalid", errors=errors)

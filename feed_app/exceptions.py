@@ -55,6 +55,7 @@ REASON_CODES = (
     "invalid_json",
     "missing_idempotency_key",
     "unstorable_content",
+    "inexact_integer",
     "invalid_event",
     "body_too_large",
 )

@@ -93,3 +93,15 @@ def test_deliveries_paginate_with_a_cursor(client, operator_token):
         cursor = page["next"]
     assert len(seen) == len(set(seen)) == 5
     assert client.get(f"{LIST}?cursor=nope", **_auth(operator_token)).status_code == 400
+
+
+@pytest.mark.parametrize("count", [2**53 + 1, 10**21])
+def test_emit_refuses_an_integer_the_signature_would_round_naming_its_path(
+        client, operator_token, count):
+    TargetFactory()
+    event = MilestoneEventFactory(extra={"metrics": {"count": count}})
+    response = client.post(EMIT, {"event": event}, content_type="application/json",
+                           **_auth(operator_token))
+    assert response.status_code == 400, response.content
+    assert "extra.metrics.count" in response.json()["errors"]
+    assert not Delivery.objects.exists()

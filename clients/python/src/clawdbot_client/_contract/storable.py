@@ -14,9 +14,11 @@ import json
 import math
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 __all__ = [
+    "INEXACT_INTEGER",
     "LONE_SURROGATE",
     "NOT_FINITE",
     "NUL",
@@ -30,9 +32,14 @@ __all__ = [
 NUL = "Contains a NUL character, which cannot be stored."
 LONE_SURROGATE = "Contains a lone surrogate, which cannot be stored."
 NOT_FINITE = "Is a number beyond the range of a double, which cannot be stored."
+INEXACT_INTEGER = (
+    "Is an integer beyond 2**53 that JavaScript rounds to another number, so the signature "
+    "would not cover the value stored; send it as a string."
+)
 UNSIGNED_KEY = "__proto__ keys are not allowed: the legacy signature cannot cover them."
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_MAX_SAFE = 2**53
 _IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*", re.ASCII)
 
 
@@ -56,8 +63,24 @@ def _string_problem(text: str) -> str | None:
     return None
 
 
+def integer_exact_in_javascript(value: int) -> bool:
+    """Whether JSON.parse then JSON.stringify gives ``value`` back digit for digit.
+
+    Up to 2**53 every integer does. Beyond, JavaScript holds the nearest double and writes
+    its shortest digits padded with zeros (below 1e21; from there in exponent form), so
+    only integers that are exactly that padded form survive: the ones a JavaScript sender
+    can write at all.
+    """
+    if -_MAX_SAFE <= value <= _MAX_SAFE:
+        return True
+    if abs(value) >= 10**21:
+        return False
+    return int(Decimal(repr(float(value)))) == value
+
+
 def content_problems(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    """Yield (path, message) for each unstorable string or number and ``__proto__`` key.
+    """Yield (path, message) for each unstorable string or number, ``__proto__`` key and
+    integer the signature would see rounded.
 
     Iterative, so any nesting depth is safe.
     """
@@ -70,6 +93,8 @@ def content_problems(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
                 yield where, problem
         elif isinstance(node, float) and not math.isfinite(node):
             yield where, NOT_FINITE
+        elif type(node) is int and not integer_exact_in_javascript(node):
+            yield where, INEXACT_INTEGER
         elif isinstance(node, dict):
             children = []
             for key, child in node.items():
@@ -86,7 +111,7 @@ def content_problems(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
 def describe_unstorable(value: Any) -> tuple[str, str] | None:
     """The first key or value PostgreSQL cannot store, as (path, message)."""
     for where, problem in content_problems(value):
-        if problem is not UNSIGNED_KEY:
+        if problem is not UNSIGNED_KEY and problem is not INEXACT_INTEGER:
             return where, problem
     return None
 
