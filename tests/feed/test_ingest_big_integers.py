@@ -14,7 +14,6 @@ import pytest
 from clawdbot import contract
 from feed_app.models import DeadLetter, FeedItem
 from tests.factories import EnvelopeFactory, MilestoneEventFactory
-from tests.feed.factories import signed
 from tests.feed.test_ingest_batch import batch_of, post, signed_batch
 
 pytestmark = pytest.mark.django_db
