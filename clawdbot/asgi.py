@@ -14,11 +14,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from clawdbot.routing import websocket_urlpatterns  # noqa: E402
-from feed_app.asgi import HotPaths, IngestBodyLimit  # noqa: E402
+from feed_app.asgi import BodyLimit, HotPaths  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": HotPaths(IngestBodyLimit(django_asgi_app)),
+        "http": HotPaths(BodyLimit(django_asgi_app)),
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

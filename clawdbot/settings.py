@@ -33,6 +33,9 @@ _LOCAL_HOST = "127.0.0.1" if HOST in ("0.0.0.0", "::", "") else HOST
 ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS", default=sorted({"127.0.0.1", "localhost", "[::1]", _LOCAL_HOST})
 )
+# Peers whose X-Forwarded-For / -Proto / -Host are believed (comma-separated addresses or
+# CIDRs); everyone else's forwarded headers are removed (clawdbot.forwarded). Empty: none.
+CLAWDBOT_TRUSTED_PROXIES = env.str("CLAWDBOT_TRUSTED_PROXIES", default="")
 
 INSTALLED_APPS = [
     "daphne",
@@ -196,6 +199,8 @@ MILESTONE_LOG_PATH = Path(
     env.str("MILESTONE_LOG_PATH", default=str(BASE_DIR / "logs" / "milestones.jsonl"))
 )
 MILESTONE_INGEST_MAX_BYTES = env.int("MILESTONE_INGEST_MAX_BYTES", default=256 * 1024)
+# Every other HTTP path: a request body past this is answered 413 unread (feed_app.asgi).
+CLAWDBOT_REQUEST_MAX_BYTES = env.int("CLAWDBOT_REQUEST_MAX_BYTES", default=1024 * 1024)
 # Rejections (SPEC §4): kept one by one up to this many per client address and minute,
 # then counted in one aggregate row per reason; every rejection row expires after the
 # retention period (feed_app.tasks.rejections_expire, hourly).

@@ -12,10 +12,11 @@ the body it read replayed: every rejection (so recording it stays in one place,
 whenever ``settings.MIDDLEWARE`` holds a middleware whose effect this layer does not
 reproduce.
 
-``IngestBodyLimit`` stops receiving an ingest body once it passes the size limit. Django's
-ASGI handler reads a whole body before the view runs; this wrapper ends the body early for
-the ingest paths, single and batch (by declared length, or by counting chunked bytes), so
-a multi-megabyte upload costs no more than the limit. The view then answers 413.
+``BodyLimit`` stops receiving any request body once it passes its path's limit. Django's
+ASGI handler reads a whole body before the view runs; this wrapper ends the body early (by
+declared length, or by counting chunked bytes), so a multi-megabyte upload costs no more
+than the limit: the ingest paths' views answer 413 and record it, every other path gets
+its 413 from the wrapper.
 """
 
 from __future__ import annotations
@@ -229,18 +230,80 @@ def _replay(chunks: list[bytes], more: bool, receive: Receive) -> Receive:
     return replay
 
 
-class IngestBodyLimit:
+def _declared_length(scope: dict) -> int | None:
+    declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+    return int(declared) if declared.isdigit() else None
+
+
+def _too_large_body(limit: int) -> bytes:
+    return _drf_json({"ok": False, "status": "rejected",
+                      "reason": f"request body is larger than {limit} bytes"})
+
+
+async def _respond_too_large(send: Send, limit: int) -> None:
+    # The rest of the body is not read, so the connection cannot carry another request.
+    headers = [[b"content-type", b"application/json"], [b"connection", b"close"]]
+    await _respond(send, 413, _too_large_body(limit), headers)
+
+
+class BodyLimit:
+    """Stop receiving any HTTP request body once it passes its path's limit.
+
+    Django's ASGI handler reads a whole body (into memory, then a temporary file) before
+    any middleware or view runs, so without this every path would buffer a body of any
+    size before it answered. The ingest paths have their own limits
+    (``MILESTONE_INGEST_MAX_BYTES``, ``MILESTONE_INGEST_BATCH_MAX_BYTES``): their body is
+    ended early and the view answers 413 and records the rejection. Every other path has
+    ``CLAWDBOT_REQUEST_MAX_BYTES``: a declared length past it is answered 413 here without
+    reading the body; a chunked body is counted, and once past it Django is told the
+    client went away (it then answers nothing) and the 413 is sent from here.
+    """
+
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        setting = _LIMITS.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if setting is None:
+    async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = getattr(settings, setting)
+        setting = _LIMITS.get(scope.get("path", ""))
+        if setting is None:
+            return await self._any_path(scope, receive, send)
+        return await self._ingest_path(scope, receive, send, getattr(settings, setting))
+
+    async def _any_path(self, scope: dict, receive: Receive, send: Send) -> None:
+        limit = settings.CLAWDBOT_REQUEST_MAX_BYTES
+        declared = _declared_length(scope)
+        if declared is not None and declared > limit:
+            return await _respond_too_large(send, limit)
+        received, cut, started = 0, False, False
+
+        async def limited_receive() -> dict:
+            nonlocal received, cut
+            if cut:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    cut = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def watched_send(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, limited_receive, watched_send)
+        if cut and not started:
+            await _respond_too_large(send, limit)
+
+    async def _ingest_path(self, scope: dict, receive: Receive, send: Send,
+                           limit: int) -> None:
         scope = dict(scope)
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
+        declared = _declared_length(scope)
+        if declared is not None and declared > limit:
             scope[OVER_LIMIT_SCOPE_KEY] = True
         received = 0
         ended = False

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 
 from feed_app.checks import IngestRequest
 
-#: Set in the ASGI scope by ``feed_app.asgi.IngestBodyLimit`` when it stopped reading.
+#: Set in the ASGI scope by ``feed_app.asgi.BodyLimit`` when it stopped reading.
 OVER_LIMIT_SCOPE_KEY = "clawdbot.body_over_limit"
 #: With it, how many body bytes had arrived when it stopped (chunked bodies declare none).
 RECEIVED_SCOPE_KEY = "clawdbot.body_bytes_received"
