@@ -18,7 +18,7 @@ from feed_app.asgi import BodyLimit, HotPaths  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": HotPaths(BodyLimit(django_asgi_app)),
+        "http": BodyLimit(HotPaths(django_asgi_app)),
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -129,7 +129,10 @@ def _host_allowed(scope: dict) -> bool:
 
 
 class HotPaths:
-    """Serve the ingest and the feed page on the event loop; everything else via ``app``."""
+    """Serve the ingest and the feed page on the event loop; everything else via ``app``.
+
+    Runs behind ``BodyLimit``, which marks an ingest body past its limit in the scope.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -146,8 +149,7 @@ class HotPaths:
 
     async def _ingest(self, scope: dict, receive: Receive, send: Send) -> None:
         limit = settings.MILESTONE_INGEST_MAX_BYTES
-        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > limit:
+        if scope.get(OVER_LIMIT_SCOPE_KEY):  # declared too long (BodyLimit, in front)
             return await self.app(scope, receive, send)  # 413 unread, recorded by Django
         chunks: list[bytes] = []
         received, more = 0, True
@@ -158,7 +160,7 @@ class HotPaths:
             chunks.append(message.get("body", b""))
             received += len(chunks[-1])
             more = message.get("more_body", False)
-        if more or received > limit:
+        if more or received > limit or scope.get(OVER_LIMIT_SCOPE_KEY):
             return await self.app(scope, _replay(chunks, more, receive), send)
         request = _ingest_request(scope, b"".join(chunks))
         verdict = ingest_check(request, now=timezone.now())

@@ -87,6 +87,14 @@ def test_every_method_is_limited(method):
 
 
 @override_settings(CLAWDBOT_REQUEST_MAX_BYTES=65536)
+def test_the_feed_page_served_on_the_event_loop_is_limited_too():
+    status, headers, body, pulled = _call(
+        "/api/milestones/latest", [(b"content-length", b"65537")], 2, method="GET")
+    _assert_413(status, headers, body, 65536)
+    assert pulled == 0
+
+
+@override_settings(CLAWDBOT_REQUEST_MAX_BYTES=65536)
 def test_the_ingest_paths_keep_their_own_limits(settings):
     # The batch ingest takes up to 8 MiB whatever the general limit; past it, its own 413.
     status, _, body, pulled = _call("/internal/milestones/ingest/batch",
