@@ -243,9 +243,9 @@ def _too_large_body(limit: int) -> bytes:
 
 
 async def _respond_too_large(send: Send, limit: int) -> None:
-    # The rest of the body is not read, so the connection cannot carry another request.
-    headers = [[b"content-type", b"application/json"], [b"connection", b"close"]]
-    await _respond(send, 413, _too_large_body(limit), headers)
+    # No "Connection: close": closing with the body still arriving resets the connection,
+    # and the client may lose the answer. The server discards what follows instead.
+    await _respond(send, 413, _too_large_body(limit), [[b"content-type", b"application/json"]])
 
 
 class BodyLimit:
