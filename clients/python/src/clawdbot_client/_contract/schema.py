@@ -127,7 +127,10 @@ def parse_timestamp(text: str) -> datetime:
         )
     except ValueError:
         raise ValueError("Must be a real date and time (check each field's range).") from None
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # the offset moves it past 9999-12-31 or before 0001-01-01
+        raise ValueError("Must be an instant between the years 1 and 9999 in UTC.") from None
 
 
 # -- field checks ----------------------------------------------------------------------
