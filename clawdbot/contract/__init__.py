@@ -9,6 +9,7 @@ from .canonical import MAX_DEPTH, JsonInvalid, canonical_json, js_number, parse_
 from .schema import (
     DEFAULT_SOURCE,
     EVIDENCE_TYPES,
+    FIELD_MAX_LENGTHS,
     IDEMPOTENCY_KEY_MAX_LENGTH,
     RISK_STATUSES,
     SOURCES,
@@ -48,6 +49,7 @@ __all__ = [
     "idempotency_key_valid",
     "DEFAULT_SOURCE",
     "EVIDENCE_TYPES",
+    "FIELD_MAX_LENGTHS",
     "IDEMPOTENCY_KEY_MAX_LENGTH",
     "LEGACY_SIGNATURE_HEADER",
     "LEGACY_TIMESTAMP_HEADER",

@@ -32,6 +32,8 @@ from orchestrator_app.services.milestone_log import milestone_log_catch_up_safel
 from orchestrator_app.wake import outbox_wake
 
 CONTEXT_KEYS = ("sourceTaskId", "sourceRunId", "actor")
+#: The most characters a context value may have (the actor is kept in a column this wide).
+CONTEXT_MAX_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,9 @@ def _context(context: Mapping[str, Any] | None) -> dict[str, str]:
         raise MilestoneRejected("invalid context", errors={"context": ["must be an object"]})
     errors = {f"context.{k}": ["must be a string"] for k, v in (context or {}).items()
               if k in CONTEXT_KEYS and v is not None and not isinstance(v, str)}
+    errors |= {f"context.{k}": [f"must be at most {CONTEXT_MAX_LENGTH} characters"]
+               for k, v in (context or {}).items()
+               if k in CONTEXT_KEYS and isinstance(v, str) and len(v) > CONTEXT_MAX_LENGTH}
     if errors:
         raise MilestoneRejected("invalid context", errors=errors)
     return {k: v for k, v in (context or {}).items() if k in CONTEXT_KEYS and v}

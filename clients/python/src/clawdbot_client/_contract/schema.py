@@ -19,6 +19,7 @@ from .storable import content_problems, join_path
 __all__ = [
     "DEFAULT_SOURCE",
     "EVIDENCE_TYPES",
+    "FIELD_MAX_LENGTHS",
     "IDEMPOTENCY_KEY_MAX_LENGTH",
     "RISK_STATUSES",
     "SOURCES",
@@ -36,6 +37,11 @@ RISK_STATUSES = ("on-track", "at-risk", "blocked", "completed")
 SOURCES = ("orchestrator", "agent", "operator")
 DEFAULT_SOURCE = "orchestrator"
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
+#: The event fields both sides keep in indexed columns, and the most characters each may
+#: have: 500 characters of UTF-8 stay within a PostgreSQL B-tree row (2,704 bytes) even
+#: when every one takes four bytes. Every other field lives in JSON and is bounded only by
+#: the body size limit.
+FIELD_MAX_LENGTHS = {"milestoneId": 500, "scope": 500}
 
 REQUIRED = "This field is required."
 NOT_STRING = "Must be a string."
@@ -152,6 +158,9 @@ def _text(
         return ""
     if not value.strip():
         errors.add(path, BLANK)
+        return ""
+    if key in FIELD_MAX_LENGTHS and len(value) > FIELD_MAX_LENGTHS[key]:
+        errors.add(path, f"Must be at most {FIELD_MAX_LENGTHS[key]} characters.")
         return ""
     return value
 
