@@ -1,5 +1,6 @@
 """ASGI entry point: the hot routes on the event loop, other HTTP through Django, WebSockets
-through Channels (feed_app/asgi.py says which requests take the lean path)."""
+through Channels (feed_app/asgi.py says which requests take the lean path). Forwarded
+headers are settled first, for both (clawdbot/forwarded.py)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from clawdbot.forwarded import ForwardedHeaders  # noqa: E402
 from clawdbot.routing import websocket_urlpatterns  # noqa: E402
 from feed_app.asgi import BodyLimit, HotPaths  # noqa: E402
 
-application = ProtocolTypeRouter(
+application = ForwardedHeaders(ProtocolTypeRouter(
     {
         "http": BodyLimit(HotPaths(django_asgi_app)),
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
     }
-)
+))

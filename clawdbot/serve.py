@@ -50,7 +50,9 @@ def web_command(host: str, port: int | str, stack: str | None = None) -> list[st
         return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "-v", "0", app]
     if stack == "uvicorn":
         return [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port),
-                "--no-access-log", "--lifespan", "off", "--ws-max-size", "65536", app]
+                "--no-access-log", "--lifespan", "off", "--ws-max-size", "65536",
+                # Forwarded headers are judged by clawdbot.forwarded, from trusted proxies.
+                "--no-proxy-headers", app]
     raise ValueError(f"unknown web server {stack!r} (uvicorn or daphne)")
 
 
