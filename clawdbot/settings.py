@@ -83,8 +83,16 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------
+# The web server and worker connect as the runtime role (DATABASES["default"]), which may
+# only read and append the event log; migrate, flush and test set-up connect as the owner
+# (DATABASE_OWNER: user, password, host, port), see clawdbot/dbroles.py.
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db_url("DATABASE_URL")}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "clawdbot.postgres"  # test databases as the owner
+    DATABASE_OWNER = (
+        env.db_url("DATABASE_OWNER_URL") if env.str("DATABASE_OWNER_URL", default="") else {}
+    )
     EMBEDDED_DATABASE = False
 else:
     DATABASES = {
@@ -94,6 +102,7 @@ else:
             **embedded_pg.connection_params(VAR_DIR),
         }
     }
+    DATABASE_OWNER = embedded_pg.owner_params()
     EMBEDDED_DATABASE = True
 if env.str("CLAWDBOT_DB_NAME", default=""):  # the benchmarks use a scratch database
     DATABASES["default"]["NAME"] = env.str("CLAWDBOT_DB_NAME")
