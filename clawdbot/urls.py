@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from clawdbot import api
+from clawdbot.console import views as console_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,7 +13,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     # The ASGI servers serve no files: static assets (admin, API docs) come from the finders.
-    re_path(r"^static/(?P<path>.+)$", serve_static, {"insecure": True}),
+    re_path(r"^static/(?P<path>.+)$", console_views.static_file),
+    path("favicon.ico", console_views.favicon),
     path("", include("orchestrator_app.urls")),
     path("", include("feed_app.urls")),
 ]

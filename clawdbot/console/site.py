@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 #: The order of the apps on the index and in the sidebar: what an operator looks at first.
 APP_ORDER = ("orchestrator_app", "feed_app", "eventstore", "django_q", "auth", "authtoken")
@@ -20,3 +21,9 @@ class ConsoleSite(admin.AdminSite):
         apps = super().get_app_list(request, app_label)
         rank = {label: n for n, label in enumerate(APP_ORDER)}
         return sorted(apps, key=lambda a: rank.get(a["app_label"], len(rank)))
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+              ) -> TemplateResponse:
+        from clawdbot.console.overview import overview
+
+        return super().index(request, {"overview": overview(), **(extra_context or {})})

@@ -9,13 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
+from clawdbot.console.templatetags.console import badge, ms, success_rate
 from clawdbot.contract import parse_secret_list
 from orchestrator_app.admin.common import action_hidden, with_reason
+from orchestrator_app.health import targets_with_health
 from orchestrator_app.models import Target
 from orchestrator_app.services import triage
 
@@ -63,8 +68,9 @@ class TargetForm(forms.ModelForm):
 @admin.register(Target)
 class TargetAdmin(admin.ModelAdmin):
     form = TargetForm
-    list_display = ("name", "resolved", "is_active", "paused_at", "paused_reason", "timeout_s")
-    actions = ["pause", "resume"]
+    list_display = ("name", "resolved", "state", "last", "rate", "failing", "due_count",
+                    "undeliverable_count")
+    actions = ["send_test", "pause", "resume"]
     # A URL typed without a scheme is taken as https (Django 6's default, chosen now).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
@@ -84,9 +90,59 @@ class TargetAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Target]:
+        return targets_with_health(super().get_queryset(request), now=timezone.now())
+
     @admin.display(description="URL")
     def resolved(self, obj: Target) -> str:
         return obj.resolved_url()
+
+    @admin.display(description="state")
+    def state(self, obj: Target) -> str:
+        if obj.paused_at is not None:
+            return format_html('{} <span class="cb-meta">{}</span>', badge("paused"),
+                               obj.paused_reason)
+        return badge("active") if obj.is_active else badge("inactive")
+
+    @admin.display(description="last outcome")
+    def last(self, obj: Target) -> str:
+        outcome = getattr(obj, "last_outcome", None)
+        if not outcome:
+            return "—"
+        return format_html('{} <span class="cb-meta">{}</span>', badge(outcome),
+                           ms(getattr(obj, "last_attempt_at", None)))
+
+    @admin.display(description="24 h success")
+    def rate(self, obj: Target) -> str:
+        return success_rate(obj)
+
+    @admin.display(description="failing since (UTC)")
+    def failing(self, obj: Target) -> str:
+        since = getattr(obj, "failing_since", None)
+        return format_html('<span class="cb-alert">{}</span>', ms(since)) if since else "—"
+
+    @admin.display(description="due")
+    def due_count(self, obj: Target) -> str:
+        url = reverse("admin:orchestrator_app_delivery_changelist")
+        return format_html('<a href="{}?target={}&amp;status=retrying">{}</a>', url, obj.name,
+                           getattr(obj, "due", 0))
+
+    @admin.display(description="undeliverable")
+    def undeliverable_count(self, obj: Target) -> str:
+        url = reverse("admin:orchestrator_app_delivery_changelist")
+        return format_html('<a href="{}?target={}&amp;undeliverable=yes">{}</a>', url, obj.name,
+                           getattr(obj, "undeliverable", 0))
+
+    @admin.action(description="Send a test milestone to selected targets",
+                  permissions=["change"])
+    def send_test(self, request: HttpRequest, queryset: QuerySet[Target]) -> None:
+        for target in queryset:
+            delivery = triage.target_test_send(name=target.name,
+                                               actor=request.user.get_username())
+            url = reverse("admin:orchestrator_app_delivery_change", args=[delivery.pk])
+            self.message_user(request, format_html(
+                'Test milestone queued for {}: <a href="{}">its delivery</a>.', target.name,
+                url), messages.SUCCESS)
 
     @admin.display(description="legacy secret fingerprint")
     def legacy_fingerprint(self, obj: Target) -> str:

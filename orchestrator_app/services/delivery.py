@@ -36,7 +36,7 @@ from orchestrator_app import retry
 from orchestrator_app.headers import request_headers_recorded, response_headers_recorded
 from orchestrator_app.models import OPEN_STATUSES, Delivery, EmittedMilestone, Status, Target
 from orchestrator_app.services import batch
-from orchestrator_app.services.triage import target_pause_event
+from orchestrator_app.services.triage import target_pause_event, target_pause_log
 from orchestrator_app.transport import Transport, TransportResponse
 
 log = logging.getLogger(__name__)
@@ -337,8 +337,22 @@ def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
             ev.TARGET_BATCH_REFUSED, target=s.target, reason=s.refusal)], Expect.ANY)
             for s in sent if s.target and s.refusal]
         projections.record_batch(appends)  # the batch at once, in this transaction
+    _log_outcomes(appends, rows)
     fresh = {str(k): d for k, d in Delivery.objects.in_bulk(ids).items()}
     return [fresh[s.claim.delivery_id] for s in sent]
+
+
+def _log_outcomes(appends: Sequence[Append], rows: dict[str, Delivery]) -> None:
+    """One console line per delivery that ended undeliverable and per target paused."""
+    for append in appends:
+        for e in append.events:
+            if e.type in (ev.DELIVERY_REJECTED, ev.DELIVERY_DEAD_LETTERED):
+                row = rows[e.data["deliveryId"]]
+                log.warning("delivery %s to %s key=%s %s: %s", row.pk, row.target,
+                            row.idempotency_key, "rejected" if e.type == ev.DELIVERY_REJECTED
+                            else "dead-lettered", e.data.get("reason", ""))
+            elif e.type == ev.TARGET_PAUSED:
+                target_pause_log(name=e.data["target"], actor="", reason=e.data["reason"])
 
 
 def _gone_pauses(sent: Sequence[Sent], rows: dict[str, Delivery],

@@ -91,16 +91,25 @@ def _no_wider_than_the_page(page) -> None:
         "document.documentElement.scrollWidth <= document.documentElement.clientWidth")
 
 
-def test_operator_requeues_a_dead_letter_from_its_page_and_it_is_delivered(
+def test_operator_finds_a_dead_letter_in_two_clicks_requeues_it_and_it_is_delivered(
         server, operator_page, receiver):
     page = operator_page
     TargetFactory(name="partner", url=receiver.url)
+    TargetFactory(name="broken-partner", url="http://127.0.0.1:9/refuses", retry_schedule="0")
     receiver.control(script=[{"status": 400, "body": {"ok": False, "reason": "bad field"}}])
-    milestone_emit(event=MilestoneEventFactory())
-    delivery, = deliveries_run(transport=default_transport())
-    assert delivery.status == Status.REJECTED
+    for _ in range(3):
+        milestone_emit(event=MilestoneEventFactory())
+    for _ in range(2):
+        deliveries_run(transport=default_transport())
+    rejected = Delivery.objects.get(target="partner", status=Status.REJECTED)
 
-    page.goto(f"{server}/admin/orchestrator_app/delivery/{delivery.pk}/change/")
+    page.goto(f"{server}/admin/")
+    _no_wider_than_the_page(page)
+    assert page.locator("#cb-delivery-chart svg rect").count() > 0
+    _shot(page, "console-index.png")
+    page.click("#cb-outbox-dead")  # click 1: the dead letters of the outbox
+    page.click(f"a[href*='/delivery/{rejected.pk}/change/']")  # click 2: this one
+    page.wait_for_selector("#cb-requeue")
     _no_wider_than_the_page(page)
     assert page.locator("input[name=_save]").count() == 0
     assert page.locator("#cb-internal[open]").count() == 0  # internal fields collapsed
@@ -110,9 +119,44 @@ def test_operator_requeues_a_dead_letter_from_its_page_and_it_is_delivered(
     page.fill("#cb-requeue-reason", "receiver fixed its validation")
     page.click("#cb-requeue input[type=submit]")
     page.wait_for_selector(".messagelist")
-    assert "pending" in page.locator("#content-main").inner_text()
-    done, = deliveries_run(transport=default_transport())
-    assert done.status == Status.DELIVERED
+    assert page.locator("#content-main .cb-badge").first.inner_text() == "pending"
+    done = [d for d in deliveries_run(transport=default_transport()) if d.pk == rejected.pk]
+    assert done[0].status == Status.DELIVERED
     page.reload()
     assert page.locator("#content-main .cb-badge").first.inner_text() == "delivered"
-    assert Delivery.objects.get(pk=delivery.pk).note.startswith("requeued by ops")
+    assert Delivery.objects.get(pk=rejected.pk).note.startswith("requeued by ops")
+
+
+def test_target_list_shows_the_failing_target(server, operator_page, receiver):
+    page = operator_page
+    TargetFactory(name="partner", url=receiver.url)
+    TargetFactory(name="broken-partner", url="http://127.0.0.1:9/refuses", retry_schedule="0")
+    milestone_emit(event=MilestoneEventFactory())
+    deliveries_run(transport=default_transport())
+    page.goto(f"{server}/admin/orchestrator_app/target/")
+    _no_wider_than_the_page(page)
+    broken = page.locator("#result_list tr", has_text="broken-partner")
+    assert broken.locator(".cb-alert").count() == 1  # failing since
+    assert "0%" in broken.inner_text()
+    assert "100%" in page.locator("#result_list").inner_text()  # the healthy one
+    _shot(page, "console-targets.png")
+
+
+def test_feed_dead_letter_page_shows_errors_and_the_body(server, operator_page):
+    import httpx
+
+    from tests.factories import EnvelopeFactory
+    from tests.feed.factories import signed
+
+    envelope = EnvelopeFactory()
+    envelope["event"]["riskStatus"] = "sideways"
+    body, headers = signed(envelope)
+    httpx.post(f"{server}/internal/milestones/ingest", content=body, headers=headers)
+    page = operator_page
+    page.goto(f"{server}/admin/")
+    page.click("#cb-feed-dead")
+    page.click("#result_list tbody tr a")
+    _no_wider_than_the_page(page)
+    assert "riskStatus" in page.locator(".cb-field-errors").inner_text()
+    assert "the outbox delivery with this key" in page.content()
+    _shot(page, "console-feed-dead-letter.png")

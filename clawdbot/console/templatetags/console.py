@@ -16,7 +16,7 @@ TONES = {
     "delivered": "ok", "duplicate": "ok", "accepted": "ok",
     "pending": "wait", "retrying": "warn", "retry": "warn", "started": "wait",
     "rejected": "bad", "dead-letter": "bad", "interrupted": "warn", "discarded": "muted",
-    "paused": "warn",
+    "paused": "warn", "active": "ok", "inactive": "muted",
 }
 
 
@@ -43,3 +43,12 @@ def pretty_json(value: Any) -> str:
         except ValueError:
             return value
     return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+@register.filter
+def success_rate(target: Any) -> str:
+    """A target's share of successful attempts over 24 hours (see ``targets_with_health``)."""
+    from orchestrator_app.health import success_rate as rate
+
+    value = rate(target)
+    return "—" if value is None else f"{value:.0%}"
