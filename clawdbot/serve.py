@@ -52,8 +52,8 @@ def web_command(host: str, port: int | str, stack: str | None = None) -> list[st
     stack = stack or web_stack()
     app = "clawdbot.asgi:application"
     if stack == "daphne":
-        log = ["--access-log", "-"] if access_log() else []
-        return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "-v", "0", *log,
+        logs = ["--access-log", "-"] if access_log() else []
+        return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "-v", "0", *logs,
                 app]
     if stack == "uvicorn":
         log = "--access-log" if access_log() else "--no-access-log"
