@@ -54,11 +54,11 @@ def web_command(host: str, port: int | str, stack: str | None = None) -> list[st
     if stack == "daphne":
         logs = ["--access-log", "-"] if access_log() else []
         return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "-v", "0", *logs,
-                app]
-    if stack == "uvicorn":
+                "--no-server-name", app]
+    if stack == "uvicorn":  # no Server header: no version strings for anyone (SPEC §11)
         log = "--access-log" if access_log() else "--no-access-log"
         return [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port),
-                log, "--lifespan", "off", app]
+                log, "--lifespan", "off", "--no-server-header", app]
     raise ValueError(f"unknown web server {stack!r} (uvicorn or daphne)")
 
 
