@@ -40,7 +40,8 @@ CLAWDBOT_TRUSTED_PROXIES = env.str("CLAWDBOT_TRUSTED_PROXIES", default="")
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "clawdbot.console",  # before the admin: its admin/ templates take precedence
+    "clawdbot.console.apps.ConsoleAdminConfig",  # django.contrib.admin, the console's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
