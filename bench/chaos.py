@@ -160,6 +160,7 @@ def postgres_restart(var: Path, outage_s: float) -> float:
         server.stop(var)
         time.sleep(outage_s)  # the outage itself, not a wait for a condition
         server._start(paths, server._system_user())
+        server._ensure_watcher(paths)  # the old watcher left when the server stopped
     return time.monotonic()
 
 
@@ -575,6 +576,10 @@ def pipeline(var: Path) -> Iterator[Context]:
         yield Context(var, web)
     finally:
         web.stop()
+        from django.db import connections
+
+        connections.close_all()
+        server.stop(var)  # the temporary directory goes next: stop its server first
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -605,9 +610,6 @@ def main(argv: list[str]) -> int:
             for key, value in figures.items():
                 print(f"   {key:<24} {value:>12,.2f}", flush=True)
             print(f"   passed in {time.monotonic() - started:.0f}s", flush=True)
-        from django.db import connections
-
-        connections.close_all()
     print("chaos: all invariants held" if not failures else f"chaos: {failures} FAILED")
     return 1 if failures else 0
 
