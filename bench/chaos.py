@@ -80,8 +80,28 @@ def free_port() -> int:
 # -- processes ------------------------------------------------------------------------------
 
 
+class _Group:
+    """A child started in a process group of its own: killed or stopped as a whole."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def kill(self) -> None:
+        """SIGKILL the child and every process it forked (its process group)."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        from clawdbot.serve import stop_process
+
+        if self.process is not None:
+            stop_process(self.process, timeout=15)
+            self.kill()
+
+
 @dataclass
-class Web:
+class Web(_Group):
     port: int
     process: subprocess.Popen[bytes] | None = None
 
@@ -107,23 +127,9 @@ class Web:
         except httpx.HTTPError:
             return False
 
-    def kill(self) -> None:
-        """SIGKILL every process of the web server (its group: all web processes)."""
-        if self.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        from clawdbot.serve import stop_process
-
-        if self.process is not None:
-            stop_process(self.process, timeout=10)
-            self.kill()
-
 
 @dataclass
-class Worker:
+class Worker(_Group):
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
@@ -131,20 +137,6 @@ class Worker:
             [sys.executable, str(BASE_DIR / "manage.py"), "qcluster"], cwd=BASE_DIR,
             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return self
-
-    def kill(self) -> None:
-        """SIGKILL the worker and every process it forked (its process group)."""
-        if self.process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        from clawdbot.serve import stop_process
-
-        if self.process is not None:
-            stop_process(self.process, timeout=15)
-            self.kill()
 
 
 def postgres_restart(var: Path, outage_s: float) -> float:
