@@ -34,7 +34,7 @@ def prepare_database(name: str = BENCH_DB) -> None:
         from clawdbot.embedded_pg import server
 
         server.ensure_running(settings.VAR_DIR)
-    with psycopg.connect(**psycopg_params("postgres"), autocommit=True) as admin:
+    with psycopg.connect(**psycopg_params("postgres", owner=True), autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {name}")
     subprocess.run(
@@ -44,11 +44,18 @@ def prepare_database(name: str = BENCH_DB) -> None:
     )
 
 
-def psycopg_params(dbname: str = BENCH_DB) -> dict[str, object]:
-    """Connection keywords for a plain psycopg connection to the benchmark database."""
+def psycopg_params(dbname: str = BENCH_DB, *, owner: bool = False) -> dict[str, object]:
+    """Connection keywords for a plain psycopg connection to the benchmark database, as the
+    app's runtime role or (``owner``) as the role that may create databases."""
     from django.db import connection
 
-    params = connection.get_connection_params()
+    from clawdbot.dbroles import owner_connection
+
+    if owner:
+        with owner_connection():
+            params = connection.get_connection_params()
+    else:
+        params = connection.get_connection_params()
     params.pop("cursor_factory", None)
     params.pop("context", None)
     params["dbname"] = dbname

@@ -47,10 +47,11 @@ def web_command(host: str, port: int | str, stack: str | None = None) -> list[st
     stack = stack or web_stack()
     app = "clawdbot.asgi:application"
     if stack == "daphne":
-        return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "-v", "0", app]
-    if stack == "uvicorn":
+        return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "-v", "0",
+                "--no-server-name", app]
+    if stack == "uvicorn":  # no Server header: no version strings for anyone (SPEC §11)
         return [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port),
-                "--no-access-log", "--lifespan", "off", app]
+                "--no-access-log", "--lifespan", "off", "--no-server-header", app]
     raise ValueError(f"unknown web server {stack!r} (uvicorn or daphne)")
 
 

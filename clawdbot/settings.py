@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import csp.constants as csp
 import environ
 
 from clawdbot import devsecrets
@@ -55,6 +56,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -83,8 +85,16 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------
+# The web server and worker connect as the runtime role (DATABASES["default"]), which may
+# only read and append the event log; migrate, flush and test set-up connect as the owner
+# (DATABASE_OWNER: user, password, host, port), see clawdbot/dbroles.py.
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db_url("DATABASE_URL")}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "clawdbot.postgres"  # test databases as the owner
+    DATABASE_OWNER = (
+        env.db_url("DATABASE_OWNER_URL") if env.str("DATABASE_OWNER_URL", default="") else {}
+    )
     EMBEDDED_DATABASE = False
 else:
     DATABASES = {
@@ -94,6 +104,7 @@ else:
             **embedded_pg.connection_params(VAR_DIR),
         }
     }
+    DATABASE_OWNER = embedded_pg.owner_params()
     EMBEDDED_DATABASE = True
 if env.str("CLAWDBOT_DB_NAME", default=""):  # the benchmarks use a scratch database
     DATABASES["default"]["NAME"] = env.str("CLAWDBOT_DB_NAME")
@@ -223,6 +234,38 @@ MILESTONE_LEASE_MARGIN_S = env.float("MILESTONE_LEASE_MARGIN_S", default=30.0)
 CLAWDBOT_OUTBOUND_ALLOW_PRIVATE = env.bool("CLAWDBOT_OUTBOUND_ALLOW_PRIVATE", default=True)
 # Each django-q2 worker process runs an outbox dispatcher thread (0 turns it off).
 MILESTONE_DISPATCHER = env.bool("MILESTONE_DISPATCHER", default=True)
+
+# --- Security headers (docs/OPERATIONS.md, Production settings) ---------------------------
+# Every response: Content-Security-Policy (inline <script>/<style> only with the request's
+# nonce), X-Content-Type-Options: nosniff, Referrer-Policy, X-Frame-Options: DENY.
+# feed_app.asgi.HotPaths reproduces these on the routes it answers itself.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF, csp.NONCE],
+        "style-src": [csp.SELF, csp.NONCE],
+        "img-src": [csp.SELF, "data:"],  # Swagger UI's icons are data: URLs
+        "connect-src": [csp.SELF],  # the live page's WebSocket, same origin
+        "object-src": [csp.NONE],
+        "base-uri": [csp.SELF],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    },
+}
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Behind a TLS-terminating proxy (CLAWDBOT_HTTPS=1): the proxy's X-Forwarded-Proto says a
+# request came over HTTPS (the proxy must set it on every request), plain HTTP is
+# redirected, HSTS is sent, and the session and CSRF cookies are Secure.
+CLAWDBOT_HTTPS = env.bool("CLAWDBOT_HTTPS", default=False)
+if CLAWDBOT_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("CLAWDBOT_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("CLAWDBOT_HSTS_SECONDS", default=365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("CLAWDBOT_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("CLAWDBOT_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 # --- Static files, i18n, logging ----------------------------------------------------------
 STATIC_URL = "static/"

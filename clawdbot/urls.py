@@ -1,17 +1,25 @@
 from __future__ import annotations
 
+from csp.constants import SELF, UNSAFE_INLINE
+from csp.decorators import csp_replace
 from django.contrib import admin
 from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from clawdbot import api
+
+# The split view serves Swagger UI's start-up script as a file: no inline script. The UI
+# injects <style> elements as it renders, so this page alone allows inline styles (CSP).
+API_DOCS = csp_replace({"style-src": [SELF, UNSAFE_INLINE]})(
+    SpectacularSwaggerSplitView.as_view(url_name="schema")
+)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/health", api.HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", API_DOCS, name="api-docs"),
     # The ASGI servers serve no files: static assets (admin, API docs) come from the finders.
     re_path(r"^static/(?P<path>.+)$", serve_static, {"insecure": True}),
     path("", include("orchestrator_app.urls")),

@@ -25,6 +25,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from csp.utils import build_policy as build_csp
 from django.conf import settings
 from django.http import QueryDict
 from django.http.request import split_domain_port, validate_host
@@ -47,10 +48,15 @@ Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 
 #: The middleware whose effect on these two routes ``HotPaths`` reproduces: response
-#: headers (security, X-Frame-Options), host validation and nothing else that applies
-#: (sessions, auth and messages are never read by these views; both are CSRF-exempt).
+#: headers (security incl. HSTS, Content-Security-Policy, X-Frame-Options), host validation,
+#: the HTTPS redirect (by leaving plain-HTTP requests to Django) and nothing else that
+#: applies (sessions, auth and messages are never read by these views; both are
+#: CSRF-exempt).
+SECURITY_MIDDLEWARE = "django.middleware.security.SecurityMiddleware"
+CSP_MIDDLEWARE = "csp.middleware.CSPMiddleware"
 REPRODUCED_MIDDLEWARE = frozenset({
-    "django.middleware.security.SecurityMiddleware",
+    SECURITY_MIDDLEWARE,
+    CSP_MIDDLEWARE,
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -80,19 +86,65 @@ def hot_paths_enabled() -> bool:
         getattr(s, "CLAWDBOT_HOT_PATHS", True)
         and accept_one_is_record()
         and set(s.MIDDLEWARE) <= REPRODUCED_MIDDLEWARE
-        and not (s.SECURE_SSL_REDIRECT or s.PREPEND_WWW or s.DISALLOWED_USER_AGENTS
-                 or s.USE_X_FORWARDED_HOST or s.SECURE_HSTS_SECONDS)
+        and not (s.PREPEND_WWW or s.DISALLOWED_USER_AGENTS or s.USE_X_FORWARDED_HOST)
     )
 
 
-def _response_headers(allow: bytes, extra: dict[str, str] | None = None) -> list[list[bytes]]:
+def _is_secure(scope: dict) -> bool | None:
+    """``HttpRequest.is_secure()`` for this scope; None when only Django can tell (the
+    proxy's header given more than once or spelt with underscores: Django joins those)."""
+    header = settings.SECURE_PROXY_SSL_HEADER
+    if header:
+        meta_name, secure_value = header
+        values = [(k, v) for k, v in scope.get("headers") or []
+                  if "HTTP_" + k.decode("latin-1").upper().replace("-", "_") == meta_name]
+        if len(values) > 1 or any(b"_" in k for k, _v in values):
+            return None
+        if values:
+            return values[0][1].decode("latin-1").split(",", 1)[0].strip() == secure_value
+    return scope.get("scheme") == "https"
+
+
+_csp_headers: dict[tuple[int, bool], tuple[object, str]] = {}
+
+
+def _csp_header(config: object, report_only: bool) -> str:
+    """django-csp's header for this policy setting, without a nonce (these responses render
+    nothing). Building it takes a few hundred microseconds, so it is kept per setting
+    object (a test's override_settings brings a new one)."""
+    key = (id(config), report_only)
+    cached = _csp_headers.get(key)
+    if cached is None or cached[0] is not config:
+        cached = _csp_headers[key] = (config, build_csp(report_only=report_only))
+    return cached[1]
+
+
+def _response_headers(scope: dict, status: int, allow: bytes,
+                      extra: dict[str, str] | None = None) -> list[list[bytes]]:
     """The headers Django's view, DRF and the middleware put on these JSON responses."""
     s = settings
     headers = [[b"content-type", b"application/json"], [b"allow", allow]]
     headers += [[k.lower().encode(), v.encode("latin-1")] for k, v in (extra or {}).items()]
     if "django.middleware.clickjacking.XFrameOptionsMiddleware" in s.MIDDLEWARE:
         headers.append([b"x-frame-options", s.X_FRAME_OPTIONS.upper().encode()])
-    if "django.middleware.security.SecurityMiddleware" in s.MIDDLEWARE:
+    if CSP_MIDDLEWARE in s.MIDDLEWARE and not (s.DEBUG and status in (404, 500)):
+        for name, setting, report_only in (
+            (b"content-security-policy", "CONTENT_SECURITY_POLICY", False),
+            (b"content-security-policy-report-only", "CONTENT_SECURITY_POLICY_REPORT_ONLY", True),
+        ):
+            config = getattr(s, setting, None)
+            policy = _csp_header(config, report_only)
+            excluded = (config or {}).get("EXCLUDE_URL_PREFIXES") or ()
+            if policy and not scope["path"].startswith(tuple(excluded)):
+                headers.append([name, policy.encode()])
+    if SECURITY_MIDDLEWARE in s.MIDDLEWARE:
+        if s.SECURE_HSTS_SECONDS and _is_secure(scope):
+            hsts = f"max-age={s.SECURE_HSTS_SECONDS}"
+            if s.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+                hsts += "; includeSubDomains"
+            if s.SECURE_HSTS_PRELOAD:
+                hsts += "; preload"
+            headers.append([b"strict-transport-security", hsts.encode()])
         if s.SECURE_CONTENT_TYPE_NOSNIFF:
             headers.append([b"x-content-type-options", b"nosniff"])
         if s.SECURE_REFERRER_POLICY:
@@ -135,7 +187,10 @@ class HotPaths:
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         broadcast.server_loop_note()
-        if scope["type"] == "http" and hot_paths_enabled() and _host_allowed(scope):
+        if (scope["type"] == "http" and hot_paths_enabled() and _host_allowed(scope)
+                and _is_secure(scope) is not None
+                # plain HTTP under SECURE_SSL_REDIRECT: Django redirects (or exempts) it
+                and not (settings.SECURE_SSL_REDIRECT and not _is_secure(scope))):
             path, method = scope.get("path"), scope.get("method")
             if path == INGEST_PATH and method == "POST":
                 return await self._ingest(scope, receive, send)
@@ -167,8 +222,9 @@ class HotPaths:
         try:
             result = await services.milestone_store_async(accept)
         except ServiceUnavailable as exc:
-            return await _respond_error(send, exc, allow=b"POST, OPTIONS")
-        await _respond(send, 200, _drf_json(result.body()), _response_headers(b"POST, OPTIONS"))
+            return await _respond_error(scope, send, exc, allow=b"POST, OPTIONS")
+        await _respond(send, 200, _drf_json(result.body()),
+                       _response_headers(scope, 200, b"POST, OPTIONS"))
 
     async def _latest(self, scope: dict, receive: Receive, send: Send) -> None:
         try:
@@ -181,12 +237,13 @@ class HotPaths:
             sql, sql_params = selectors.feed_page_query(**args)
             page = await _feed_page(sql, sql_params, limit=args["limit"])
         except DomainError as exc:
-            return await _respond_error(send, exc, allow=allow)
-        await _respond(send, 200, params.feed_page_json(page).encode(), _response_headers(allow))
+            return await _respond_error(scope, send, exc, allow=allow)
+        await _respond(send, 200, params.feed_page_json(page).encode(),
+                       _response_headers(scope, 200, allow))
 
 
-async def _respond_error(send: Send, exc: DomainError, *, allow: bytes) -> None:
-    headers = _response_headers(allow, exc.headers)
+async def _respond_error(scope: dict, send: Send, exc: DomainError, *, allow: bytes) -> None:
+    headers = _response_headers(scope, exc.status_code, allow, exc.headers)
     await _respond(send, exc.status_code, _drf_json(exc.body()), headers)
 
 

@@ -260,7 +260,9 @@ def js_iso_timestamp(now: datetime | float) -> str:
         moment = now.astimezone(UTC)
     else:
         moment = datetime.fromtimestamp(math.floor(now * 1000) / 1000, UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+    # isoformat truncates to milliseconds as the division did, in C (strftime was a tenth
+    # of a backfill's time), and pads the year to four digits as toISOString does.
+    return moment.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 def envelope_bytes(envelope: Mapping[str, Any]) -> bytes:

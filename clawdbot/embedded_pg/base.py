@@ -1,9 +1,8 @@
 """Django database backend: PostgreSQL that starts the embedded server on first connect.
 
-Identical to ``django.db.backends.postgresql`` except that opening a connection first makes
-sure the shared embedded server runs (``server.ensure_running``). Settings select it only
-when ``DATABASE_URL`` is unset; the database entry's ``VAR_DIR`` says where its ``var/``
-lives.
+Identical to ``clawdbot.postgres`` except that opening a connection first makes sure the
+shared embedded server runs (``server.ensure_running``). Settings select it only when
+``DATABASE_URL`` is unset; the database entry's ``VAR_DIR`` says where its ``var/`` lives.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.db.backends.postgresql import base
+from clawdbot.postgres import base
 
 from . import server
 

@@ -16,7 +16,13 @@ PostgreSQL refuses to run as root. As root, the server runs as the system user
 ``clawdbot-pg`` (created with ``useradd`` when missing), and the folders above ``var/``
 are given the search bit for others so that user can reach its data directory.
 The server listens on a Unix socket only, so it never competes with another PostgreSQL for
-a TCP port.
+a TCP port. Only the checkout's user reaches it: the socket's directory is private to the
+server's user (mode 0700; root passes anyway), and ``pg_hba.conf`` admits local peers whose
+operating-system user is the one running this code (``peer`` with a map), nobody else.
+
+Two database roles (``clawdbot.dbroles``): ``postgres`` owns the tables and runs
+migrations; the web server, the worker and the tests connect as ``clawdbot_app``, which
+may only read and append the event log.
 """
 
 from __future__ import annotations
@@ -47,7 +53,9 @@ def _pg_bin() -> Path:
 
 PG_BIN = _pg_bin()
 SYSTEM_USER = "clawdbot-pg"
-DB_USER = "postgres"
+DB_USER = "postgres"  # the bootstrap superuser: owns the tables, runs migrations
+RUNTIME_USER = "clawdbot_app"  # what the app connects as (see clawdbot.dbroles)
+IDENT_MAP = "clawdbot"
 DB_NAME = "clawdbot"
 START_TIMEOUT_S = 60
 
@@ -97,7 +105,12 @@ _users_fd: int | None = None
 def connection_params(var: Path) -> dict[str, str]:
     """Django ``DATABASES`` entries for the embedded server (it may not be running yet)."""
     paths = Paths(var)
-    return {"HOST": str(paths.socket_dir), "PORT": "5432", "USER": DB_USER, "NAME": DB_NAME}
+    return {"HOST": str(paths.socket_dir), "PORT": "5432", "USER": RUNTIME_USER, "NAME": DB_NAME}
+
+
+def owner_params() -> dict[str, str]:
+    """``settings.DATABASE_OWNER``: what ``migrate`` and test set-up connect as instead."""
+    return {"USER": DB_USER}
 
 
 def ensure_running(var: Path) -> None:
@@ -120,6 +133,8 @@ def ensure_running(var: Path) -> None:
         run_as = _system_user()
         if not (paths.pgdata / "PG_VERSION").exists():
             _initdb(paths, run_as)
+        _write_access_rules(paths, run_as)  # also tightens a data directory made before
+        _prepare_socket_dir(paths, run_as)
         if not _socket_ready(paths):
             _start(paths, run_as)
         _ensure_watcher(paths)
@@ -220,10 +235,51 @@ def _grant_access(paths: Paths, user: str) -> None:
             mode = parent.stat().st_mode
             if not mode & 0o001:
                 parent.chmod(mode | 0o001)
-    for owned in (paths.pgdata, paths.socket_dir):
-        owned.mkdir(parents=True, exist_ok=True)
-        os.chown(owned, entry.pw_uid, entry.pw_gid)
+    paths.pgdata.mkdir(parents=True, exist_ok=True)
+    os.chown(paths.pgdata, entry.pw_uid, entry.pw_gid)
     paths.pgdata.chmod(0o700)
+
+
+def _client_user() -> str:
+    """The operating-system user the checkout's processes run as (peer authentication)."""
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+def _write_access_rules(paths: Paths, run_as: str | None) -> None:
+    """pg_hba.conf and pg_ident.conf: local peers mapped from this user to our roles only."""
+    client = _client_user()
+    rules = {
+        "pg_hba.conf": "# Written by clawdbot.embedded_pg.server on every start.\n"
+        f"local all all peer map={IDENT_MAP}\n",
+        "pg_ident.conf": "# Written by clawdbot.embedded_pg.server on every start.\n"
+        + "".join(f"{IDENT_MAP} {client} {role}\n" for role in (DB_USER, RUNTIME_USER)),
+    }
+    for name, text in rules.items():
+        path = paths.pgdata / name
+        if path.exists() and path.read_text() == text:
+            continue
+        path.write_text(text)
+        path.chmod(0o600)
+        if run_as:
+            entry = pwd.getpwnam(run_as)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _prepare_socket_dir(paths: Paths, run_as: str | None) -> None:
+    """The socket's directory: the server user's own, mode 0700.
+
+    Refuses a directory someone else made (the fallback lives in the shared /tmp).
+    """
+    uid = pwd.getpwnam(run_as).pw_uid if run_as else os.geteuid()
+    paths.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = paths.socket_dir.lstat()
+    if run_as and info.st_uid != uid and info.st_uid == os.geteuid():
+        os.chown(paths.socket_dir, uid, pwd.getpwnam(run_as).pw_gid)
+    elif info.st_uid != uid or not paths.socket_dir.is_dir() or paths.socket_dir.is_symlink():
+        raise EmbeddedServerError(
+            f"{paths.socket_dir} belongs to another user (uid {info.st_uid}); remove it"
+        )
+    paths.socket_dir.chmod(0o700)
 
 
 def _initdb(paths: Paths, run_as: str | None) -> None:
@@ -235,7 +291,8 @@ def _initdb(paths: Paths, run_as: str | None) -> None:
             str(PG_BIN / "initdb"),
             "-D", str(paths.pgdata),
             "-U", DB_USER,
-            "--auth=trust",
+            "--auth-local=peer",
+            "--auth-host=reject",
             "--encoding=UTF8",
             "--locale=C.UTF-8",
         ],
@@ -251,12 +308,11 @@ def _initdb(paths: Paths, run_as: str | None) -> None:
 
 
 def _start(paths: Paths, run_as: str | None) -> None:
-    paths.socket_dir.mkdir(parents=True, exist_ok=True)
     if run_as:
         _grant_access(paths, run_as)
     options = (
         f"-h '' -k {paths.socket_dir} -c max_connections=300 -c shared_buffers=256MB"
-        " -c unix_socket_permissions=0777"
+        " -c unix_socket_permissions=0700"
     )
     result = subprocess.run(
         [
@@ -306,6 +362,25 @@ def _ensure_database(paths: Paths) -> None:
                 raise
             time.sleep(0.1)
     with conn:
+        conn.execute("SELECT pg_reload_conf()")  # a server started before the rules changed
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+        role = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (RUNTIME_USER,))
+        if not role.fetchone():
+            conn.execute(
+                f'CREATE ROLE "{RUNTIME_USER}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'
+            )
+    # A database migrated before the runtime role existed: grant what migrate would have.
+    from clawdbot.dbroles import EVENT_TABLE, runtime_grants
+
+    with psycopg.connect(
+        host=str(paths.socket_dir), user=DB_USER, dbname=DB_NAME, autocommit=True
+    ) as conn:
+        missing = conn.execute(
+            "SELECT NOT has_table_privilege(%s, c.oid, 'SELECT') FROM pg_class c"
+            " WHERE c.oid = to_regclass(%s)", (RUNTIME_USER, f"public.{EVENT_TABLE}"),
+        ).fetchone()
+        if missing and missing[0]:
+            for statement in runtime_grants(RUNTIME_USER, DB_USER):
+                conn.execute(statement)

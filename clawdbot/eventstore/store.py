@@ -181,6 +181,8 @@ def append_batch(appends: Sequence[Append]) -> list[AppendOutcome]:
     expected: list[int | None] = []
     next_version: dict[str, int | None] = {}  # what a later Append may expect, if known
     event_stream, types, data, metadata = [], [], [], []
+    # A batch's events mostly share one metadata object (the request's): serialised once.
+    metadata_text: dict[int, tuple[dict[str, Any], str]] = {}
     for a in appends:
         if not a.events:
             continue
@@ -204,7 +206,11 @@ def append_batch(appends: Sequence[Append]) -> list[AppendOutcome]:
             event_stream.append(ordinal_of[a.stream_id])
             types.append(e.type)
             data.append(json.dumps(e.data))
-            metadata.append(json.dumps(e.metadata))
+            known_text = metadata_text.get(id(e.metadata))
+            if known_text is None or known_text[0] is not e.metadata:
+                known_text = metadata_text[id(e.metadata)] = (e.metadata,
+                                                              json.dumps(e.metadata))
+            metadata.append(known_text[1])
     if not streams:
         return [AppendOutcome([]) for _ in appends]
     connection.ensure_connection()

@@ -208,6 +208,8 @@ def test_js_iso_timestamp_matches_date_to_iso_string() -> None:
     moment = datetime(2026, 2, 28, 14, 34, 56, 789999, tzinfo=timezone(timedelta(hours=2)))
     assert js_iso_timestamp(moment) == "2026-02-28T12:34:56.789Z"
     assert js_iso_timestamp(NOW + 0.5) == "2026-02-28T12:34:56.500Z"
+    # new Date("0999-01-01T00:00:00Z").toISOString(): the year has four digits
+    assert js_iso_timestamp(datetime(999, 1, 1, tzinfo=UTC)) == "0999-01-01T00:00:00.000Z"
     with pytest.raises(ValueError, match="timezone-aware"):
         js_iso_timestamp(datetime(2026, 2, 28))  # noqa: DTZ001 - the point of the test
 

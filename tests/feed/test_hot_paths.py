@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.db import connection
+from django.test import override_settings
 
 from clawdbot import asyncdb
-from clawdbot.asgi import application
+from clawdbot.asgi import application, django_asgi_app
 from clawdbot.eventstore import projections, store
-from feed_app.asgi import hot_paths_enabled
+from feed_app.asgi import HotPaths, hot_paths_enabled
 from feed_app.models import DeadLetter, FeedItem
 from tests.factories import EnvelopeFactory
 from tests.feed.factories import signed
@@ -218,3 +220,73 @@ def test_a_lean_ingest_reaches_a_websocket_client_after_commit():
     assert message["type"] == "milestone"
     assert message["idempotencyKey"] == envelope["idempotencyKey"]
     assert message["event"] == envelope["event"]
+
+
+#: What CLAWDBOT_HTTPS=1 sets (clawdbot/settings.py), HSTS shortened.
+HTTPS = {"SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https"),
+         "SECURE_SSL_REDIRECT": True, "SECURE_HSTS_SECONDS": 3600,
+         "SECURE_HSTS_INCLUDE_SUBDOMAINS": True, "SECURE_HSTS_PRELOAD": True,
+         "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True}
+
+
+@pytest.fixture
+def behind_https(monkeypatch) -> Iterator[list[str]]:
+    """The HTTPS settings, and the paths the lean path answered itself."""
+    answered: list[str] = []
+    ingest, latest = HotPaths._ingest, HotPaths._latest
+
+    async def spy_ingest(self, scope, receive, send):
+        answered.append(scope["path"])
+        return await ingest(self, scope, receive, send)
+
+    async def spy_latest(self, scope, receive, send):
+        answered.append(scope["path"])
+        return await latest(self, scope, receive, send)
+
+    monkeypatch.setattr(HotPaths, "_ingest", spy_ingest)
+    monkeypatch.setattr(HotPaths, "_latest", spy_latest)
+    try:
+        with override_settings(**HTTPS):
+            django_asgi_app.load_middleware(is_async=True)  # SecurityMiddleware reads once
+            yield answered
+    finally:
+        django_asgi_app.load_middleware(is_async=True)
+
+
+def test_behind_https_the_lean_path_answers_with_hsts_and_csp_as_django_does(
+    settings, behind_https
+):
+    assert hot_paths_enabled()
+    body, headers = signed()
+    lean, django = _both(settings, "POST", INGEST, body=body,
+                         headers={**headers, "x-forwarded-proto": "https"})
+    assert behind_https == [INGEST]  # the first call was the lean path's
+    assert json.loads(lean[2])["status"] == "accepted"
+    assert json.loads(django[2])["status"] == "duplicate"
+    assert _without_length(lean[1]) == _without_length(django[1])
+    assert lean[1][b"strict-transport-security"] == b"max-age=3600; includeSubDomains; preload"
+    assert b"default-src 'self'" in lean[1][b"content-security-policy"]
+    assert lean[1][b"x-content-type-options"] == b"nosniff"
+    lean, django = _both(settings, "GET", "/api/milestones/latest", query=b"limit=1",
+                         headers={"x-forwarded-proto": "https"})
+    assert lean == django and lean[0] == 200
+
+
+@pytest.mark.parametrize("forwarded", [{}, {"x-forwarded-proto": "http"},
+                                       {"x_forwarded_proto": "https"}])
+def test_plain_http_behind_https_is_left_to_djangos_redirect(settings, behind_https,
+                                                              forwarded):
+    body, headers = signed()
+    status, response_headers, _ = _call("POST", INGEST, body=body,
+                                        headers={**headers, **forwarded})
+    assert behind_https == []
+    assert status == 301
+    assert response_headers[b"location"] == f"https://127.0.0.1{INGEST}".encode()
+    assert FeedItem.objects.count() == 0
+
+
+def test_without_https_there_is_no_hsts_on_either_path(settings):
+    body, headers = signed()
+    lean, django = _both(settings, "POST", INGEST, body=body, headers=headers)
+    assert b"strict-transport-security" not in lean[1]
+    assert _without_length(lean[1]) == _without_length(django[1])

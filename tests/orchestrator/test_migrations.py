@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
 from clawdbot.contract import envelope_bytes
+from clawdbot.dbroles import owner_connection
 from clawdbot.eventstore import store
 from orchestrator_app import events as ev
 from orchestrator_app.models import EmittedMilestone
@@ -21,10 +22,11 @@ BEFORE = [("orchestrator_app", "0002_sweep_schedule")]
 
 def _migrate(targets=None):
     """Migrate to ``targets``; by default to the latest state (where other tests expect
-    the database to be)."""
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets or executor.loader.graph.leaf_nodes())
+    the database to be). As the owner, as ``migrate`` does (clawdbot.dbroles)."""
+    with owner_connection():
+        executor = MigrationExecutor(connection)
+        executor.loader.build_graph()
+        executor.migrate(targets or executor.loader.graph.leaf_nodes())
 
 
 def test_an_older_database_keeps_its_pauses_and_gets_the_envelopes_it_was_sending():

@@ -173,3 +173,22 @@ def test_a_target_that_hangs_does_not_delay_deliveries_to_the_others(worker, hos
     assert list(Delivery.objects.filter(target="hangs").values_list("attempts", flat=True)) \
         == [0] * 6
     assert len(hostile.seen("silent")) <= 4  # its share of the worker's threads, no more
+
+
+@pytest.mark.slow
+def test_worker_sends_a_backfilled_backlog_to_a_batch_target_in_batches(worker, receiver):
+    from orchestrator_app.services.backfill import milestones_backfill
+
+    TargetFactory(name="r", url=receiver.url, supports_batch=True)
+    lines = [(n, {"sentAtUtc": "2026-02-28T12:00:00.000Z",
+                  "event": MilestoneEventFactory(milestoneId=f"worker.batch.{n}")})
+             for n in range(1, 61)]
+    assert milestones_backfill(lines=lines, actor="test").emitted == 60  # one transaction
+
+    wait_for(lambda: Delivery.objects.filter(status=Status.DELIVERED).count() == 60,
+             timeout=60, what="the 60 backfilled deliveries delivered by the worker")
+    log = receiver.log()
+    assert all(e["path"].endswith("/batch") for e in log), [e["path"] for e in log]
+    sent = sorted(k for e in log for k in e["keys"])
+    assert sent == sorted(Delivery.objects.values_list("idempotency_key", flat=True))
+    assert len(log) < 60, "the backlog went in batches"

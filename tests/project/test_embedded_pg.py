@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from clawdbot.embedded_pg import server
@@ -85,3 +88,45 @@ def test_a_killed_user_does_not_keep_the_server_alive(var_dir):
 def _stopped(var: Path) -> bool:
     """Fully stopped: pg_ctl removes postmaster.pid last."""
     return not server.is_running(var) and not (var / "pgdata" / "postmaster.pid").exists()
+
+
+# Run by the system's Python as another user (the checkout's .venv may be out of its reach).
+OTHER_USER_CONNECTS = """
+import socket, sys
+try:
+    socket.socket(socket.AF_UNIX).connect(sys.argv[1])
+except OSError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+def test_only_the_checkouts_user_reaches_the_server(var_dir):
+    proc, _pid = _user(var_dir)
+    try:
+        paths = server.Paths(var_dir)
+        info = paths.socket_dir.stat()
+        assert info.st_mode & 0o777 == 0o700
+        expected = pwd.getpwnam(server.SYSTEM_USER).pw_uid if os.geteuid() == 0 else os.geteuid()
+        assert info.st_uid == expected
+        with psycopg.connect(host=str(paths.socket_dir), user=server.DB_USER,
+                             dbname="postgres") as conn:
+            methods = conn.execute("SELECT DISTINCT auth_method FROM pg_hba_file_rules"
+                                   " WHERE error IS NULL").fetchall()
+            assert methods == [("peer",)]
+        # A role the checkout's user is not mapped to is refused, even through the socket.
+        with pytest.raises(psycopg.OperationalError, match="authentication failed"):
+            psycopg.connect(host=str(paths.socket_dir), user="intruder", dbname="postgres")
+        if os.geteuid() == 0:  # another system user cannot even open the socket
+            nobody = pwd.getpwnam("nobody")
+            other = subprocess.run(
+                [shutil.which("python3", path="/usr/bin:/bin") or "python3", "-c",
+                 OTHER_USER_CONNECTS, str(paths.socket_dir / ".s.PGSQL.5432")],
+                user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[],
+                capture_output=True, text=True, timeout=60, cwd="/",
+            )
+            assert other.returncode == 3, other.stdout + other.stderr
+            assert "Permission denied" in other.stdout
+    finally:
+        _leave(proc)
+    wait_for(lambda: _stopped(var_dir), timeout=30, what="the server to stop")
