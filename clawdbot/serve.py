@@ -42,16 +42,23 @@ def web_env() -> dict[str, str]:
     return env
 
 
+def access_log() -> bool:
+    """``CLAWDBOT_ACCESS_LOG=1`` logs every request to the console (off by default)."""
+    return os.environ.get("CLAWDBOT_ACCESS_LOG", "0").strip().lower() in ("1", "true", "yes")
+
+
 def web_command(host: str, port: int | str, stack: str | None = None) -> list[str]:
     """The command line that serves ``clawdbot.asgi`` with ``stack`` on host:port."""
     stack = stack or web_stack()
     app = "clawdbot.asgi:application"
     if stack == "daphne":
-        return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "-v", "0",
+        logs = ["--access-log", "-"] if access_log() else []
+        return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "-v", "0", *logs,
                 "--no-server-name", app]
     if stack == "uvicorn":  # no Server header: no version strings for anyone (SPEC §11)
+        log = "--access-log" if access_log() else "--no-access-log"
         return [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port),
-                "--no-access-log", "--lifespan", "off", "--no-server-header", app]
+                log, "--lifespan", "off", "--no-server-header", app]
     raise ValueError(f"unknown web server {stack!r} (uvicorn or daphne)")
 
 

@@ -37,7 +37,8 @@ ALLOWED_HOSTS = env.list(
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "clawdbot.console",  # before the admin: its admin/ templates take precedence
+    "clawdbot.console.apps.ConsoleAdminConfig",  # django.contrib.admin, the console's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

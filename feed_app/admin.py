@@ -7,16 +7,18 @@ Django's default ``SELECT DISTINCT`` over the column.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+from urllib.parse import quote
 
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from clawdbot import contract
 from clawdbot.admin import ReadOnlyAdmin
+from clawdbot.console.templatetags.console import ms, pretty_json
 from feed_app.exceptions import REASON_CODES
 from feed_app.models import DeadLetter, FeedItem
 
@@ -41,22 +43,57 @@ def choice_filter(field: str, title: str, values: Sequence[object]) -> type[admi
 
 @admin.register(DeadLetter)
 class DeadLetterAdmin(ReadOnlyAdmin):
-    list_display = ("id", "recorded_at", "http_status", "reason_code", "count", "idempotency_key",
-                    "scheme", "remote_addr")
+    list_display = ("id", "recorded", "http_status", "reason_badge", "count",
+                    "idempotency_key", "scheme", "remote_addr")
+
+    @admin.display(description="recorded (UTC)", ordering="id")
+    def recorded(self, obj: DeadLetter) -> str:
+        return ms(obj.recorded_at)
+
+    @admin.display(description="reason", ordering="reason_code")
+    def reason_badge(self, obj: DeadLetter) -> str:
+        return format_html('<span class="cb-badge cb-bad">{}</span>', obj.reason_code)
+
     list_filter = (choice_filter("reason_code", "reason", REASON_CODES),
                    choice_filter("http_status", "HTTP status", (400, 401, 413)),
                    choice_filter("aggregate", "aggregate", ("True", "False")),
                    ("recorded_at", admin.DateFieldListFilter))
     search_fields = ("=idempotency_key", "=body_sha256", "=remote_addr")
-    readonly_fields = ("id", "recorded_at", "last_at", "count", "aggregate", "window_start",
-                       "http_status", "reason_code", "reason", "pretty_errors",
-                       "idempotency_key", "scheme", "remote_addr", "body_sha256", "body_bytes",
-                       "body_excerpt")
-    exclude = ("errors",)
+    readonly_fields = ("id", "recorded_at_ms", "last_at_ms", "count", "aggregate",
+                       "window_start", "http_status", "reason_code", "reason", "field_errors",
+                       "key_and_delivery", "scheme", "remote_addr", "body_sha256", "body_bytes",
+                       "pretty_body")
+    exclude = ("errors", "body_excerpt", "idempotency_key", "recorded_at", "last_at")
 
-    @admin.display(description="errors")
-    def pretty_errors(self, obj: DeadLetter) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.errors, indent=2, ensure_ascii=False))
+    @admin.display(description="recorded (UTC)")
+    def recorded_at_ms(self, obj: DeadLetter) -> str:
+        return ms(obj.recorded_at)
+
+    @admin.display(description="last (UTC)")
+    def last_at_ms(self, obj: DeadLetter) -> str:
+        return ms(obj.last_at)
+
+    @admin.display(description="field errors")
+    def field_errors(self, obj: DeadLetter) -> str:
+        if not obj.errors:
+            return "— (the request was refused before its fields were read)"
+        return format_html('<ul class="cb-field-errors">{}</ul>', format_html_join(
+            "", "<li><code>{}</code>: {}</li>",
+            ((path, "; ".join(map(str, messages if isinstance(messages, list) else [messages])))
+             for path, messages in obj.errors.items())))
+
+    @admin.display(description="idempotency key")
+    def key_and_delivery(self, obj: DeadLetter) -> str:
+        if not obj.idempotency_key:
+            return "— (not readable from the request)"
+        url = reverse("admin:orchestrator_app_delivery_changelist")
+        return format_html('<code>{}</code> · <a href="{}?idempotency_key={}">the outbox '
+                           "delivery with this key</a>", obj.idempotency_key, url,
+                           quote(obj.idempotency_key, safe=""))
+
+    @admin.display(description="body (first bytes, pretty-printed when it is JSON)")
+    def pretty_body(self, obj: DeadLetter) -> str:
+        return format_html('<pre class="cb-pre">{}</pre>', pretty_json(obj.body_excerpt))
 
 
 @admin.register(FeedItem)
@@ -73,4 +110,4 @@ class FeedItemAdmin(ReadOnlyAdmin):
 
     @admin.display(description="event")
     def pretty_event(self, obj: FeedItem) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.event, indent=2, ensure_ascii=False))
+        return format_html('<pre class="cb-pre">{}</pre>', pretty_json(obj.event))

@@ -201,6 +201,8 @@ def rejection_record(
     }
     with _database_available(), connection.cursor() as cursor:
         cursor.execute(_RECORD_REJECTION, params)
+    logger.warning("ingest rejected: %s %s key=%s from %s: %s", params["status"],
+                   params["code"], params["key"] or "-", params["addr"] or "-", params["reason"])
 
 
 def _clip(text: str, limit: int) -> str:

@@ -210,10 +210,19 @@ class DeliveryAttempt(models.Model):
     error = models.TextField(blank=True)
     outcome = models.CharField(max_length=20)
     worker = models.CharField(max_length=200, blank=True)
+    target = models.CharField(max_length=100, blank=True, help_text="Its delivery's target.")
+    request_headers = models.JSONField(
+        default=dict, blank=True, help_text="As sent, signatures shortened (headers.py).")
+    response_headers = models.JSONField(default=dict, blank=True)
 
     class Meta:
         db_table = "orchestrator_delivery_attempt"
         ordering = ["position"]
+        # Target health and the console's hourly charts read time windows of attempts.
+        indexes = [
+            models.Index(fields=["target", "attempted_at"], name="attempt_target_time"),
+            models.Index(fields=["attempted_at"], name="attempt_time"),
+        ]
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.delivery_id}: {self.outcome}"

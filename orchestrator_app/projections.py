@@ -111,23 +111,25 @@ STARTED, INTERRUPTED = "started", "interrupted"
 INTERRUPTED_ERROR = "no outcome recorded: the worker stopped (or lost its lease) mid-attempt"
 
 
-def _started(e: RecordedEvent) -> DeliveryAttempt:
+def _started(e: RecordedEvent, target: str) -> DeliveryAttempt:
     """An attempt under way, until its outcome replaces it (or a later start marks it
     interrupted: the worker died, or lost its lease, before recording an outcome)."""
     d = e.data
     return DeliveryAttempt(
         position=e.position, delivery_id=d["deliveryId"], number=d["number"],
         attempted_at=e.recorded_at, duration_ms=0.0, outcome=STARTED,
-        worker=d.get("worker") or "")
+        worker=d.get("worker") or "", target=target)
 
 
-def _attempt(e: RecordedEvent) -> DeliveryAttempt:
+def _attempt(e: RecordedEvent, target: str) -> DeliveryAttempt:
     d = e.data
     return DeliveryAttempt(
         position=e.position, delivery_id=d["deliveryId"], number=d["number"],
         attempted_at=_at(d["attemptedAtUtc"]), duration_ms=d["durationMs"],
         status_code=d.get("statusCode"), response_excerpt=d.get("responseExcerpt") or "",
-        error=d.get("error") or "", outcome=d["outcome"], worker=d.get("worker") or "")
+        error=d.get("error") or "", outcome=d["outcome"], worker=d.get("worker") or "",
+        target=target, request_headers=d.get("requestHeaders") or {},
+        response_headers=d.get("responseHeaders") or {})
 
 
 # The rows of ``_milestone`` and ``_queued``, computed by PostgreSQL from the stored events
@@ -188,7 +190,7 @@ class OutboxProjection(Projection):
         existing = ({str(k): row for k, row in Delivery.objects.in_bulk(list(touched)).items()}
                     if touched else {})
         attempts, changed = [], set()
-        starts = _Starts(events)
+        starts = _Starts(events, existing)
         for e in events:
             if e.type in (ev.MILESTONE_EMITTED, ev.DELIVERY_QUEUED):
                 continue
@@ -200,7 +202,7 @@ class OutboxProjection(Projection):
             changed.add(key)
             if e.type == ev.DELIVERY_ATTEMPTED:
                 starts.finish(e)
-                attempts.append(_attempt(e))
+                attempts.append(_attempt(e, existing[key].target))
         _update([existing[k] for k in changed])
         starts.write()
         DeliveryAttempt.objects.bulk_create(attempts)
@@ -210,11 +212,17 @@ class _Starts:
     """The attempt-started rows of one batch: each is replaced by its attempt's outcome
     (``startedPosition``), and marked interrupted when its delivery starts again first."""
 
-    def __init__(self, events: Sequence[RecordedEvent]) -> None:
+    def __init__(self, events: Sequence[RecordedEvent], known: dict[str, Delivery]) -> None:
         self.new: dict[int, DeliveryAttempt] = {}
         self.finished: set[int] = set()
         self.interrupted: set[int] = set()
         again = {e.data["deliveryId"] for e in events if e.type == ev.DELIVERY_ATTEMPT_STARTED}
+        # Each attempt row names its target (for the per-target health reads).
+        self.targets = {k: d.target for k, d in known.items()}
+        unknown = again - set(self.targets)
+        if unknown:
+            self.targets.update((str(k), t) for k, t in Delivery.objects.filter(
+                pk__in=list(unknown)).values_list("pk", "target"))
         # Earlier starts still without an outcome, of deliveries that start again here.
         self.open: dict[str, list[int]] = {}
         if again:
@@ -230,7 +238,7 @@ class _Starts:
                 self.new[position].error = INTERRUPTED_ERROR
             else:
                 self.interrupted.add(position)
-        self.new[e.position] = _started(e)
+        self.new[e.position] = _started(e, self.targets.get(key, ""))
         self.open[key] = [e.position]
 
     def finish(self, e: RecordedEvent) -> None:

@@ -10,8 +10,15 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
+from orchestrator_app.events import milestone_stream
 from orchestrator_app.exceptions import InvalidCursor
-from orchestrator_app.models import UNDELIVERABLE_STATUSES, Delivery, EmittedMilestone, Target
+from orchestrator_app.models import (
+    UNDELIVERABLE_STATUSES,
+    Delivery,
+    DeliveryAttempt,
+    EmittedMilestone,
+    Target,
+)
 
 
 @dataclass(frozen=True)
@@ -81,3 +88,24 @@ def milestones_between(
     if until:
         qs = qs.filter(sent_at__lt=until)
     return qs
+
+
+@dataclass(frozen=True)
+class DeliveryDetail:
+    """Everything the delivery page shows: the row, its attempts (oldest first), the
+    milestone it carries, and the request the latest recorded attempt sent."""
+
+    delivery: Delivery
+    attempts: tuple[DeliveryAttempt, ...]
+    milestone: EmittedMilestone | None
+    request_headers: dict[str, str]
+    stream_id: str
+
+
+def delivery_detail(*, delivery: Delivery) -> DeliveryDetail:
+    attempts = tuple(DeliveryAttempt.objects.filter(delivery_id=delivery.pk).order_by("position"))
+    milestone = EmittedMilestone.objects.filter(pk=delivery.idempotency_key).first()
+    sent: dict[str, str] = next(
+        (a.request_headers for a in reversed(attempts) if a.request_headers), {})
+    return DeliveryDetail(delivery, attempts, milestone, dict(sent),
+                          milestone_stream(delivery.idempotency_key))

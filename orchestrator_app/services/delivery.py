@@ -20,7 +20,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -33,9 +33,10 @@ from clawdbot.eventstore import projections
 from clawdbot.eventstore.store import Append, Expect, NewEvent
 from orchestrator_app import events as ev
 from orchestrator_app import retry
+from orchestrator_app.headers import request_headers_recorded, response_headers_recorded
 from orchestrator_app.models import OPEN_STATUSES, Delivery, EmittedMilestone, Status, Target
 from orchestrator_app.services import batch
-from orchestrator_app.services.triage import target_pause_event
+from orchestrator_app.services.triage import target_pause_event, target_pause_log
 from orchestrator_app.transport import Transport, TransportResponse
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ class Sent:
     batch_id: str = ""
     refusal: str = ""
     target: str = ""  # the target that refused (set on the first envelope sent alone)
+    request_headers: Mapping[str, str] = field(default_factory=dict)  # as sent, if alone
 
 
 def deliveries_load(*, claims: Sequence[Claim]) -> list[Job]:
@@ -187,12 +189,13 @@ def job_send(job: Job, transport: Transport) -> Sent:
     expiry, forever, without ever reaching dead-letter.
     """
     attempted_at = timezone.now()
+    headers: dict[str, str] = {}
     try:
         response = delivery_send(milestone=job.milestone, target=job.target,
-                                 transport=transport)
+                                 transport=transport, sent_headers=headers)
     except Exception as exc:
         response = TransportResponse(None, error=f"{exc.__class__.__name__}: {exc}")
-    return Sent(job.claim, response, attempted_at)
+    return Sent(job.claim, response, attempted_at, request_headers=headers)
 
 
 def units(jobs: Sequence[Job], *, refusing: Sequence[str] = ()) -> list[list[Job]]:
@@ -264,10 +267,12 @@ def deliveries_lease_extend(*, claims: Sequence[Claim], each_s: float) -> None:
 
 
 def delivery_send(
-    *, milestone: EmittedMilestone, target: Target, transport: Transport
+    *, milestone: EmittedMilestone, target: Target, transport: Transport,
+    sent_headers: dict[str, str] | None = None,
 ) -> TransportResponse:
     """Sign the envelope the emit serialised, exactly those bytes, and POST them. No
-    database. (The legacy scheme signs what the receiver parses from the bytes.)"""
+    database. (The legacy scheme signs what the receiver parses from the bytes.) The
+    headers sent are added to ``sent_headers`` when given, for the attempt's record."""
     body = milestone.envelope.encode("utf-8")
     url = target.resolved_url()
     try:
@@ -280,6 +285,8 @@ def delivery_send(
         return TransportResponse(None, error=f"cannot sign: {exc}")
     if not url:
         return TransportResponse(None, error="target has no URL")
+    if sent_headers is not None:
+        sent_headers.update(headers)
     return transport.post(url, body=body, headers=headers, timeout=target.timeout_s)
 
 
@@ -330,8 +337,22 @@ def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
             ev.TARGET_BATCH_REFUSED, target=s.target, reason=s.refusal)], Expect.ANY)
             for s in sent if s.target and s.refusal]
         projections.record_batch(appends)  # the batch at once, in this transaction
+    _log_outcomes(appends, rows)
     fresh = {str(k): d for k, d in Delivery.objects.in_bulk(ids).items()}
     return [fresh[s.claim.delivery_id] for s in sent]
+
+
+def _log_outcomes(appends: Sequence[Append], rows: dict[str, Delivery]) -> None:
+    """One console line per delivery that ended undeliverable and per target paused."""
+    for append in appends:
+        for e in append.events:
+            if e.type in (ev.DELIVERY_REJECTED, ev.DELIVERY_DEAD_LETTERED):
+                row = rows[e.data["deliveryId"]]
+                log.warning("delivery %s to %s key=%s %s: %s", row.pk, row.target,
+                            row.idempotency_key, "rejected" if e.type == ev.DELIVERY_REJECTED
+                            else "dead-lettered", e.data.get("reason", ""))
+            elif e.type == ev.TARGET_PAUSED:
+                target_pause_log(name=e.data["target"], actor="", reason=e.data["reason"])
 
 
 def _gone_pauses(sent: Sequence[Sent], rows: dict[str, Delivery],
@@ -362,7 +383,10 @@ def _attempt_append(delivery: Delivery, target: Target | None, sent: Sent
         "responseExcerpt": _excerpt(response.body), "error": error,
         "worker": sent.claim.worker or sent.claim.owner, "claim": sent.claim.owner,
         "startedPosition": sent.claim.started_position,
+        "responseHeaders": response_headers_recorded(response.headers),
     }
+    if sent.request_headers:
+        attempted["requestHeaders"] = request_headers_recorded(sent.request_headers)
     if sent.batch_id:
         attempted["batchId"] = sent.batch_id
     if sent.refusal:

@@ -7,6 +7,7 @@ commit, so nothing else is done while it is held.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from django.db import transaction
@@ -18,7 +19,10 @@ from clawdbot.eventstore.store import Expect, NewEvent
 from orchestrator_app import events as ev
 from orchestrator_app.exceptions import DeliveryNotFound, DeliveryNotTriageable, UnknownTarget
 from orchestrator_app.models import OPEN_STATUSES, UNDELIVERABLE_STATUSES, Delivery, Target
+from orchestrator_app.services.emit import milestone_emit
 from orchestrator_app.wake import outbox_wake
+
+log = logging.getLogger(__name__)
 
 
 def _locked(delivery_id: str) -> Delivery:
@@ -51,6 +55,8 @@ def delivery_requeue(
         outbox_wake()
         projections.record(ev.milestone_stream(delivery.idempotency_key), [requeued],
                            expected_version=Expect.ANY)
+    log.info("delivery %s to %s key=%s requeued by %s: %s", delivery.pk, delivery.target,
+             delivery.idempotency_key, actor, requeued.data["reason"])
     return Delivery.objects.get(pk=delivery.pk)
 
 
@@ -65,6 +71,8 @@ def delivery_discard(*, delivery_id: str, actor: str, reason: str) -> Delivery:
                              actor=actor, reason=_reason(reason))
         projections.record(ev.milestone_stream(delivery.idempotency_key), [discarded],
                            expected_version=Expect.ANY)
+    log.info("delivery %s to %s key=%s discarded by %s: %s", delivery.pk, delivery.target,
+             delivery.idempotency_key, actor, discarded.data["reason"])
     return Delivery.objects.get(pk=delivery.pk)
 
 
@@ -86,6 +94,7 @@ def target_pause(*, name: str, actor: str, reason: str) -> Target:
         target = _target(name)
         paused = target_pause_event(name=name, actor=actor, reason=_reason(reason))
         projections.record(ev.target_stream(name), [paused], expected_version=Expect.ANY)
+    target_pause_log(name=name, actor=actor, reason=paused.data["reason"])
     return Target.objects.get(pk=target.pk)
 
 
@@ -97,4 +106,31 @@ def target_resume(*, name: str, actor: str, reason: str) -> Target:
                            reason=_reason(reason))
         outbox_wake()
         projections.record(ev.target_stream(name), [resumed], expected_version=Expect.ANY)
+    log.info("target %s resumed by %s: %s", name, actor, resumed.data["reason"])
     return Target.objects.get(pk=target.pk)
+
+
+def target_pause_log(*, name: str, actor: str, reason: str) -> None:
+    """The console line of a pause, by an operator or by the outbox itself (410 Gone)."""
+    log.warning("target %s paused by %s: %s", name, actor or "the outbox", reason)
+
+
+TEST_MILESTONE_ID = "console.test-delivery"
+
+
+def target_test_send(*, name: str, actor: str) -> Delivery:
+    """Emit a test milestone to the target ``name`` alone (it then shows in its feed)."""
+    target = Target.objects.filter(name=name).first()
+    if target is None:
+        raise UnknownTarget(f"no target named {name!r}")
+    now = js_iso_timestamp(timezone.now())
+    event = {
+        "milestoneId": TEST_MILESTONE_ID, "timestampUtc": now, "scope": "console",
+        "claim": f"Test delivery to target {name}, sent from the operator console.",
+        "evidence": [{"type": "log", "path": f"admin/targets/{name}",
+                      "summary": f"sent by {actor or 'an operator'}"}],
+        "riskStatus": "on-track", "nextAction": "None: this milestone only tests delivery.",
+        "source": "operator",
+    }
+    result = milestone_emit(event=event, actor=actor, targets=[target])
+    return Delivery.objects.get(pk=result.deliveries[0].delivery_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feed_app.models import DeadLetter
+from tests.factories import EnvelopeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -41,3 +42,18 @@ def test_dead_letter_detail_is_read_only(admin_client_with_letters):
     assert admin_client_with_letters.post(url, {"reason": "edited"}).status_code == 403
     letter.refresh_from_db()
     assert letter.reason != "edited"
+
+
+def test_dead_letter_page_names_field_errors_pretty_prints_and_links_the_delivery(
+        ingest, client, admin_user):
+    envelope = EnvelopeFactory()
+    envelope["event"]["riskStatus"] = "sideways"
+    ingest.send(envelope)
+    letter = DeadLetter.objects.get(reason_code="invalid_event")
+    client.force_login(admin_user)
+    page = client.get(f"/admin/feed_app/deadletter/{letter.pk}/change/").content.decode()
+    errors = page[page.index('<ul class="cb-field-errors">'):]
+    assert "riskStatus</code>: " in errors[:errors.index("</ul>")]
+    assert '\n  &quot;idempotencyKey&quot;' in page  # indented, not one long line
+    key = envelope["idempotencyKey"]
+    assert f"/admin/orchestrator_app/delivery/?idempotency_key={key}" in page

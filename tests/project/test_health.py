@@ -16,7 +16,7 @@ def test_health_reports_the_database_server(client):
 def test_admin_login_page_is_served(client):
     response = client.get("/admin/login/")
     assert response.status_code == 200
-    assert b"Django administration" in response.content
+    assert b"ClawDBot operations" in response.content
 
 
 def test_staff_sees_the_event_log_read_only(admin_client):
