@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install install-dev run test lint typecheck bench vendor-contract
+.PHONY: install install-dev run test lint typecheck bench soak chaos vendor-contract
 
 TYPECHECK_PATHS ?= clawdbot feed_app orchestrator_app clients/python/src/clawdbot_client
 
@@ -54,6 +54,18 @@ typecheck: install-dev
 ## Run the benchmarks; writes bench/results.json and prints a table.
 bench: install-dev
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## Soak: 100,000 signed envelopes from 64 senders (10 % repeated, 5 % invalid) through wrk
+## against the server `make run` serves; checks exactly once, rejections, no 5xx, web RSS.
+## SOAK_TOTAL / SOAK_SENDERS change the size.
+soak: install-dev
+	$(BIN)/python -m bench.soak
+
+## Chaos: PostgreSQL restarted under load, the worker and a web process killed with
+## SIGKILL, a receiver failing half the time; each scenario checks its invariant
+## (bench/chaos.py; `make chaos CHAOS_ARGS=web_kill` runs one).
+chaos: install-dev
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 ## Copy the milestone schema into the Python client (it must install without the server).
 vendor-contract:

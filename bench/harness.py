@@ -20,9 +20,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 BENCH_DB = "clawdbot_bench"
 
 
-def prepare_database() -> None:
+def prepare_database(name: str = BENCH_DB) -> None:
     """Point this process (and its children) at a fresh, migrated scratch database."""
-    os.environ["CLAWDBOT_DB_NAME"] = BENCH_DB
+    os.environ["CLAWDBOT_DB_NAME"] = name
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clawdbot.settings")
     import django
 
@@ -35,8 +35,8 @@ def prepare_database() -> None:
 
         server.ensure_running(settings.VAR_DIR)
     with psycopg.connect(**psycopg_params("postgres", owner=True), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {BENCH_DB}")
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
     subprocess.run(
         [sys.executable, str(BASE_DIR / "manage.py"), "migrate", "-v", "0"],
         check=True,
