@@ -17,3 +17,18 @@ def operator(db):
 @pytest.fixture
 def operator_token(operator) -> str:
     return Token.objects.create(user=operator).key
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """A headless Chromium (tests/browser.py), closed after the test."""
+    from tests.browser import ARGS, CHROMIUM
+
+    # Playwright's sync API runs an event loop in this thread; the test's own database
+    # calls are synchronous all the same.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()

@@ -17,7 +17,6 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.db import connection
-from django.test import override_settings
 
 from clawdbot import asyncdb
 from clawdbot.asgi import application, django_asgi_app
@@ -222,16 +221,32 @@ def test_a_lean_ingest_reaches_a_websocket_client_after_commit():
     assert message["event"] == envelope["event"]
 
 
-#: What CLAWDBOT_HTTPS=1 sets (clawdbot/settings.py), HSTS shortened.
+#: What CLAWDBOT_HTTPS=1 sets (clawdbot/settings.py), HSTS shortened, behind the proxy
+#: the test requests come from.
 HTTPS = {"SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https"),
          "SECURE_SSL_REDIRECT": True, "SECURE_HSTS_SECONDS": 3600,
          "SECURE_HSTS_INCLUDE_SUBDOMAINS": True, "SECURE_HSTS_PRELOAD": True,
-         "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True}
+         "SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True,
+         # X-Forwarded-Proto counts only from a trusted proxy (clawdbot/forwarded.py)
+         "CLAWDBOT_TRUSTED_PROXIES": "198.51.100.4/32"}
+
+
+@pytest.fixture(autouse=True)
+def _middleware_reloaded() -> Iterator[None]:
+    """Django's ASGI handler loads its middleware again once a test's settings are
+    restored: SecurityMiddleware reads them once. (Autouse, so set up before ``settings``
+    and torn down after it.)"""
+    yield
+    django_asgi_app.load_middleware(is_async=True)
 
 
 @pytest.fixture
-def behind_https(monkeypatch) -> Iterator[list[str]]:
-    """The HTTPS settings, and the paths the lean path answered itself."""
+def behind_https(settings, monkeypatch) -> list[str]:
+    """The HTTPS settings, and the paths the lean path answered itself.
+
+    Set through pytest-django's ``settings`` (not a nested override_settings): the tests
+    change settings through it too, and its teardown restores them in one order.
+    """
     answered: list[str] = []
     ingest, latest = HotPaths._ingest, HotPaths._latest
 
@@ -245,12 +260,10 @@ def behind_https(monkeypatch) -> Iterator[list[str]]:
 
     monkeypatch.setattr(HotPaths, "_ingest", spy_ingest)
     monkeypatch.setattr(HotPaths, "_latest", spy_latest)
-    try:
-        with override_settings(**HTTPS):
-            django_asgi_app.load_middleware(is_async=True)  # SecurityMiddleware reads once
-            yield answered
-    finally:
-        django_asgi_app.load_middleware(is_async=True)
+    for name, value in HTTPS.items():
+        setattr(settings, name, value)
+    django_asgi_app.load_middleware(is_async=True)  # SecurityMiddleware reads once
+    return answered
 
 
 def test_behind_https_the_lean_path_answers_with_hsts_and_csp_as_django_does(

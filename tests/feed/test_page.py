@@ -3,27 +3,22 @@ as text."""
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
 
+from tests.browser import BROWSER_MARKS
 from tests.factories import EnvelopeFactory, MilestoneEventFactory
 from tests.feed.factories import signed
 from tests.liveserver import asgi_server
 
-CHROMIUM = "/usr/bin/chromium"
 HOSTILE = [
     "<script>window.__pwned = 1</script>",
     '<img src=x onerror="window.__pwned = 1">',
 ]
 
 pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
+    *BROWSER_MARKS,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"{CHROMIUM} is missing (apt-get install -y chromium)"),
 ]
 
 
@@ -33,18 +28,6 @@ def server(transactional_db):
         yield url
 
 
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
-        )
-        yield browser
-        browser.close()
 
 
 def _deliver(server: str, claim: str) -> dict:
@@ -77,7 +60,10 @@ def test_page_shows_a_new_milestone_live_without_reload(server, browser):
     page.evaluate("window.__sameDocument = true")
     for claim in HOSTILE:
         _deliver(server, claim)
-    page.wait_for_function("document.querySelectorAll('#feed li.milestone').length === 2")
+    from playwright.sync_api import expect
+
+    # A locator waits without evaluating a string (the page's CSP forbids eval)
+    expect(page.locator("#feed li.milestone")).to_have_count(2)
     claims = page.locator("#feed .claim").all_inner_texts()
     assert claims == list(reversed(HOSTILE))  # newest on top
     assert page.evaluate("window.__sameDocument") is True  # no reload happened

@@ -6,7 +6,6 @@ Screenshots of the screens are written to docs/img/ (the README shows them).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,20 +15,17 @@ from orchestrator_app.models import Delivery, Status
 from orchestrator_app.services.delivery import deliveries_run
 from orchestrator_app.services.emit import milestone_emit
 from orchestrator_app.transport import default_transport
+from tests.browser import BROWSER_MARKS
 from tests.factories import MilestoneEventFactory
 from tests.liveserver import asgi_server
 from tests.orchestrator.conftest import Receiver
 from tests.orchestrator.factories import TargetFactory
 
-CHROMIUM = "/usr/bin/chromium"
 IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
+    *BROWSER_MARKS,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"{CHROMIUM} is missing (apt-get install -y chromium)"),
 ]
 
 
@@ -52,21 +48,6 @@ def receiver():
     made.stop()
 
 
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; the test's own database
-    # calls are synchronous all the same.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
