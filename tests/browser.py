@@ -20,3 +20,10 @@ BROWSER_MARKS = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM),
                        reason=f"{CHROMIUM} is missing (apt-get install -y chromium)"),
 ]
+
+
+def browser_test(test):
+    """``BROWSER_MARKS`` on one test of a module that is not all browser tests."""
+    for mark in BROWSER_MARKS:
+        test = mark(test)
+    return test

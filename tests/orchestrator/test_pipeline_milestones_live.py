@@ -10,19 +10,18 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser import BROWSER_MARKS
 from tests.factories import MilestoneEventFactory
 from tests.liveserver import _free_port, asgi_server
 from tests.orchestrator.factories import TargetFactory
 from tests.orchestrator.test_worker import _qcluster
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("CLAWDBOT_SCREENSHOTS", "/tmp"))
 AT_RISK = "Deliveries to target flaky are failing."
 RECOVERED = "Deliveries to target flaky succeed again."
 
 pytestmark = [
-    pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing"),
+    *BROWSER_MARKS, pytest.mark.django_db(transaction=True),
 ]
 
 
@@ -33,15 +32,6 @@ def flaky(receiver):
     receiver.control(default={"status": 503})
     return TargetFactory(name="flaky", url=receiver.url, retry_schedule="0")
 
-
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
-        yield launched
-        launched.close()
 
 
 def test_a_target_that_dies_and_recovers_shows_live_on_the_page(

@@ -3,18 +3,13 @@ and pages that still work under the Content-Security-Policy."""
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.feed import test_page
+from tests.browser import browser_test
 from tests.feed.factories import signed
 from tests.liveserver import asgi_server
-
-CHROMIUM = test_page.CHROMIUM
-browser = test_page.browser  # the live page tests' Chromium fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -60,8 +55,7 @@ def test_no_route_names_the_server_and_every_one_sends_the_security_headers(serv
     assert answers["ingest (lean path)"].json()["status"] == "accepted"
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing")
+@browser_test
 def test_the_live_page_the_admin_and_the_api_docs_work_under_the_policy(server, superuser,
                                                                         browser):
     page = browser.new_page()
