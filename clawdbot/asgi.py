@@ -1,6 +1,7 @@
 """ASGI entry point: the hot routes on the event loop, other HTTP through Django, WebSockets
 through Channels (feed_app/asgi.py says which requests take the lean path). Forwarded
-headers are settled first, for both (clawdbot/forwarded.py)."""
+headers are settled first, for both (clawdbot/forwarded.py); a WebSocket from another
+site's page is refused (clawdbot/origins.py)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from clawdbot.forwarded import ForwardedHeaders  # noqa: E402
+from clawdbot.origins import SiteOriginValidator  # noqa: E402
 from clawdbot.routing import websocket_urlpatterns  # noqa: E402
 from feed_app.asgi import BodyLimit, HotPaths  # noqa: E402
 
 application = ForwardedHeaders(ProtocolTypeRouter(
     {
         "http": BodyLimit(HotPaths(django_asgi_app)),
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": SiteOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 ))

@@ -25,7 +25,7 @@ _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncConnectionPool
 )
 
 
-def _connection_kwargs() -> dict[str, Any]:
+def connection_kwargs() -> dict[str, Any]:
     params = connection.get_connection_params()
     for django_only in ("cursor_factory", "context", "prepare_threshold"):
         params.pop(django_only, None)
@@ -33,7 +33,7 @@ def _connection_kwargs() -> dict[str, Any]:
     return params
 
 
-async def _start_embedded_server() -> None:
+async def start_embedded_server() -> None:
     if getattr(settings, "EMBEDDED_DATABASE", False):
         from clawdbot.embedded_pg import server
 
@@ -47,9 +47,9 @@ async def pool() -> AsyncConnectionPool:
     existing = _pools.get(loop)
     if existing is not None:
         return existing
-    await _start_embedded_server()
+    await start_embedded_server()
     created = AsyncConnectionPool(
-        kwargs=_connection_kwargs(),
+        kwargs=connection_kwargs(),
         connection_class=AsyncConnection,
         min_size=1,
         max_size=settings.ASYNC_DB_POOL_SIZE,

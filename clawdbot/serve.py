@@ -1,10 +1,11 @@
 """``make run``: migrate, then serve the whole pipeline in the foreground.
 
-Starts the ASGI server (uvicorn, one process: HTTP and WebSocket; docs/PERFORMANCE.md says
-why) and the django-q2 worker as child processes, runs the post-start steps (sample
-milestones into an empty database), and on Ctrl-C or SIGTERM stops both children (and
-anything they forked), then exits. With the embedded database this process uses the
-server for the whole run, so the server's watcher stops PostgreSQL right after the run.
+Starts the ASGI server (uvicorn with ``WEB_CONCURRENCY`` worker processes, HTTP and
+WebSocket) and the django-q2 worker (``Q_WORKERS`` processes) as child processes, runs
+the post-start steps (sample milestones into an empty database), and on Ctrl-C or
+SIGTERM stops both children (and anything they forked), then exits. With the embedded
+database this process uses the server for the whole run, so the server's watcher stops
+PostgreSQL right after the run.
 """
 
 from __future__ import annotations
@@ -25,14 +26,35 @@ STOP_GRACE_S = 15
 def web_stack() -> str:
     """The ASGI server ``make run`` uses: ``uvicorn`` (default) or ``daphne``.
 
-    Chosen by measurement (docs/PERFORMANCE.md). One process, so the in-process channel
-    layer reaches every WebSocket; set REDIS_URL before running more than one.
+    Chosen by measurement (docs/PERFORMANCE.md). Any number of processes reach every
+    WebSocket: live milestones come through PostgreSQL (feed_app/live.py).
     """
     return os.environ.get("CLAWDBOT_WEB_SERVER", "uvicorn")
 
 
-#: Connections in the web server's pool (see settings.py: the ASGI threads share them).
-WEB_DB_POOL_SIZE = "20"
+#: Connections in each web process's pool for Django's sync views (see settings.py: the
+#: ASGI threads share them). The hot paths have a pool of their own (clawdbot/asyncdb.py).
+WEB_DB_POOL_SIZE = "10"
+#: Seconds uvicorn lets open requests finish on a stop (below STOP_GRACE_S).
+GRACEFUL_S = 10
+
+
+def web_concurrency() -> int:
+    """``WEB_CONCURRENCY``: the number of web processes; by default one per core.
+
+    Measured on 2 cores (docs/PERFORMANCE.md, "Web processes"): 2 serve the ingest 1.6x
+    faster than 1, and 3 no faster than 2.
+    """
+    value = os.environ.get("WEB_CONCURRENCY", "").strip()
+    if not value:
+        return max(1, os.cpu_count() or 1)
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise SystemExit(f"WEB_CONCURRENCY={value!r}: give a whole number of processes, 1 or more")
+    return count
 
 
 def web_env() -> dict[str, str]:
@@ -47,11 +69,16 @@ def access_log() -> bool:
     return os.environ.get("CLAWDBOT_ACCESS_LOG", "0").strip().lower() in ("1", "true", "yes")
 
 
-def web_command(host: str, port: int | str, stack: str | None = None) -> list[str]:
-    """The command line that serves ``clawdbot.asgi`` with ``stack`` on host:port."""
+def web_command(host: str, port: int | str, stack: str | None = None,
+                workers: int | None = None) -> list[str]:
+    """The command line that serves ``clawdbot.asgi`` with ``stack`` on host:port, in
+    ``workers`` processes (default ``web_concurrency()``) sharing the one socket."""
     stack = stack or web_stack()
+    workers = workers or web_concurrency()
     app = "clawdbot.asgi:application"
     if stack == "daphne":
+        if workers > 1:
+            raise SystemExit("daphne serves one process: use uvicorn for WEB_CONCURRENCY > 1")
         logs = ["--access-log", "-"] if access_log() else []
         return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "-v", "0", *logs,
                 "--no-server-name", app]
@@ -59,6 +86,7 @@ def web_command(host: str, port: int | str, stack: str | None = None) -> list[st
         log = "--access-log" if access_log() else "--no-access-log"
         return [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port),
                 log, "--lifespan", "off", "--no-server-header", "--ws-max-size", "65536",
+                "--workers", str(workers), "--timeout-graceful-shutdown", str(GRACEFUL_S),
                 # Forwarded headers are judged by clawdbot.forwarded, from trusted proxies.
                 "--no-proxy-headers", app]
     raise ValueError(f"unknown web server {stack!r} (uvicorn or daphne)")

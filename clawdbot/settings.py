@@ -134,15 +134,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels and the task queue --------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
-        }
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# No channel layer: live milestones reach every web process through PostgreSQL's
+# LISTEN/NOTIFY (feed_app/live.py), with or without Redis; docs/ARCHITECTURE.md says why.
+CHANNEL_LAYERS: dict[str, dict] = {}
+# Origins, besides those of ALLOWED_HOSTS, whose pages may open the live WebSocket
+# (``https://app.example.com``; ``*`` for any). clawdbot/asgi.py checks them.
+CLAWDBOT_WS_ORIGINS = env.list("CLAWDBOT_WS_ORIGINS", default=[])
 
 Q_CLUSTER = {
     "name": "clawdbot",

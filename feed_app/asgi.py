@@ -35,7 +35,7 @@ from django.utils import timezone
 from clawdbot import asyncdb
 from clawdbot.errors import DomainError, ServiceUnavailable
 from clawdbot.eventstore import projections
-from feed_app import broadcast, selectors, services
+from feed_app import selectors, services
 from feed_app.api import params
 from feed_app.api.body import OVER_LIMIT_SCOPE_KEY, RECEIVED_SCOPE_KEY
 from feed_app.checks import IngestRequest, Passed, ingest_check
@@ -190,7 +190,6 @@ class HotPaths:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
-        broadcast.server_loop_note()
         if (scope["type"] == "http" and hot_paths_enabled() and _host_allowed(scope)
                 and _is_secure(scope) is not None
                 # plain HTTP under SECURE_SSL_REDIRECT: Django redirects (or exempts) it

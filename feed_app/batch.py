@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -27,7 +26,6 @@ from clawdbot.contract.schema import NOT_OBJECT, NOT_STRING, REQUIRED
 from clawdbot.eventstore import projections
 from clawdbot.eventstore.store import Append, Expect, NewEvent
 from feed_app import checks
-from feed_app.broadcast import milestone_broadcast
 from feed_app.checks import IngestRequest, Refused
 from feed_app.exceptions import BodyTooLarge, IngestRejected
 from feed_app.models import FeedItem
@@ -190,22 +188,16 @@ def _batch_store(batch: Batch, scheme: str, remote_addr: str) -> BatchResult:
     conflicted = [pending[i][1] for i in pending if outcomes[i].conflict is not None]
     stored = dict(FeedItem.objects.filter(idempotency_key__in=conflicted)
                   .values_list("idempotency_key", "milestone_id")) if conflicted else {}
-    last = None
     for i, (at, key, milestone_id) in pending.items():
         if outcomes[i].conflict is not None:
             results[at] = ItemResult(key, "duplicate", stored.get(key, milestone_id))
             first_of[key] = stored.get(key, milestone_id)
         else:
             results[at] = ItemResult(key, "accepted", milestone_id)
-            last = outcomes[i].recorded[0]
     # A later duplicate of a key that was stored before names the stored milestone too.
     items = tuple(r if r is None or r.status != "duplicate" or r.idempotency_key is None
                   else ItemResult(r.idempotency_key, "duplicate", first_of[r.idempotency_key])
                   for r in results)
-    if last is not None:
-        # One signal for the whole batch: a consumer reads everything past its position
-        # from the database (consumers.py), so the last accepted position is enough.
-        transaction.on_commit(partial(milestone_broadcast, event=last))
     return BatchResult(batch.batch_id, tuple(r for r in items if r is not None))
 
 

@@ -1,29 +1,33 @@
 """The live feed over WebSocket (SPEC §6): catch-up after ``?after=P``, then live messages.
 
-No gap, no repeat: the consumer joins the live group *before* reading the catch-up, so a
-milestone committed meanwhile is either in the catch-up read or queued for the consumer
-(Channels hands a consumer its messages one at a time, so they wait until the catch-up is
-sent). A live message is only a signal that the feed moved past its position: the
-consumer then sends what the database holds after the last position it sent. Appends
-commit in position order (the event store's append lock), so that read never skips a
-milestone, even when two broadcasts arrive out of order or one is lost; messages at or
-below the last position sent are dropped.
+No gap, no repeat: the consumer subscribes to its process's hub (feed_app/live.py)
+*before* reading the catch-up, so a milestone committed meanwhile is either in the
+catch-up read or in a batch queued for the consumer, which waits until the catch-up is
+sent. A batch read after a position at or below the consumer's last sent one continues
+it directly; otherwise (the consumer is behind) the consumer reads from the database
+after its last position. Frames at or below the last position sent are dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
 
-from feed_app import selectors
-from feed_app.broadcast import GROUP, milestone_message
+from feed_app import live, selectors
 
 CATCH_UP_BATCH = 500
+#: Batches a socket may have waiting before it is closed as too slow (1013: try again
+#: later); its client reconnects with ``?after=`` and loses nothing.
+MAX_QUEUED_BATCHES = 1000
+#: Seconds a new socket waits for its process's listener (the database being reachable).
+SUBSCRIBE_TIMEOUT_S = 10.0
 
 
-class MilestoneConsumer(AsyncJsonWebsocketConsumer):
+class MilestoneConsumer(AsyncWebsocketConsumer):
     last_sent = 0
 
     async def connect(self) -> None:
@@ -31,27 +35,56 @@ class MilestoneConsumer(AsyncJsonWebsocketConsumer):
         if after is None:
             await self.close(code=4400)
             return
-        await self.channel_layer.group_add(GROUP, self.channel_name)
+        self._queue: asyncio.Queue[live.Batch] = asyncio.Queue()
+        self._hub = live.hub()
+        self._pump: asyncio.Task[None] | None = None
+        try:
+            await asyncio.wait_for(self._hub.subscribe(self._enqueue), SUBSCRIBE_TIMEOUT_S)
+        except TimeoutError:  # the database cannot be reached: nothing to promise
+            await self.close(code=1011)
+            return
         await self.accept()
         self.last_sent = after if after >= 0 else await _last_position()
         await self._send_stored()
+        self._pump = asyncio.create_task(self._send_live())
+
+    def _enqueue(self, batch: live.Batch) -> None:
+        if self._queue.qsize() >= MAX_QUEUED_BATCHES:
+            self._hub.unsubscribe(self._enqueue)
+            asyncio.create_task(self.close(code=1013))
+            return
+        self._queue.put_nowait(batch)
+
+    async def _send_live(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            if batch.after > self.last_sent:  # behind this batch: read what is missing
+                await self._send_stored()
+            for item in batch.frames:
+                if item.position > self.last_sent:
+                    await self.send(text_data=item.text)
+                    self.last_sent = item.position
 
     async def _send_stored(self) -> None:
         """Send every stored milestone after ``last_sent``, in position order."""
-        while batch := await _batch_after(self.last_sent):
-            for message in batch:
-                await self.send_json(message)
-            self.last_sent = batch[-1]["position"]
+        while batch := await _frames_after(self.last_sent):
+            for item in batch:
+                await self.send(text_data=item.text)
+            self.last_sent = batch[-1].position
 
     async def disconnect(self, code: int) -> None:
-        await self.channel_layer.group_discard(GROUP, self.channel_name)
+        hub = getattr(self, "_hub", None)
+        if hub is not None:
+            hub.unsubscribe(self._enqueue)
+        pump = getattr(self, "_pump", None)
+        if pump is not None:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump  # an error sending to a closed socket ends the pump too
 
-    async def receive_json(self, content: object, **kwargs: object) -> None:
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None,
+                      **kwargs: object) -> None:
         """Clients have nothing to say; their messages are ignored."""
-
-    async def milestone_live(self, event: dict) -> None:
-        if event["message"]["position"] > self.last_sent:
-            await self._send_stored()
 
 
 def _after(query_string: bytes) -> int | None:
@@ -72,9 +105,6 @@ def _last_position() -> int:
 
 
 @database_sync_to_async
-def _batch_after(position: int) -> list[dict]:
-    return [
-        milestone_message(position=item.position, idempotency_key=item.idempotency_key,
-                          received_at=item.received_at, event=item.event)
-        for item in selectors.feed_after(position=position, limit=CATCH_UP_BATCH)
-    ]
+def _frames_after(position: int) -> list[live.Frame]:
+    return [live.frame(item.position, item.idempotency_key, item.received_at, item.event)
+            for item in selectors.feed_after(position=position, limit=CATCH_UP_BATCH)]

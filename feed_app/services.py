@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import psycopg
@@ -22,7 +21,6 @@ from clawdbot import asyncdb
 from clawdbot.errors import ServiceUnavailable
 from clawdbot.eventstore import projections, store
 from clawdbot.eventstore.store import ConcurrencyError, Expect, NewEvent, RecordedEvent
-from feed_app.broadcast import milestone_broadcast
 from feed_app.checks import IngestRequest, Passed, Refused, ingest_check
 from feed_app.exceptions import IngestRejected
 from feed_app.models import FeedItem
@@ -106,7 +104,6 @@ def _milestone_store(accept: MilestoneAccept) -> IngestResult:
         stored = (FeedItem.objects.filter(idempotency_key=accept.data["idempotencyKey"])
                   .values_list("milestone_id", flat=True).first())
         return IngestResult("duplicate", stored if stored is not None else accept.milestone_id)
-    transaction.on_commit(partial(milestone_broadcast, event=recorded))
     return IngestResult("accepted", accept.milestone_id, recorded.position)
 
 
@@ -118,8 +115,8 @@ async def milestone_store_async(accept: MilestoneAccept) -> IngestResult:
 
     ``feed_app.projections.ACCEPT_ONE`` is ``projections.record`` of the one event folded
     into a single statement (the store's ``eventstore_append``, then the feed projection's
-    row), its own transaction in autocommit: one round trip instead of five, the broadcast
-    that follows comes after the commit, and a failure leaves nothing stored. A database
+    row), its own transaction in autocommit: one round trip instead of five (its NOTIFY
+    goes out at the commit), and a failure leaves nothing stored. A database
     that cannot be reached raises ``ServiceUnavailable``. Callers check first that the feed
     is the only inline projection of the event (``feed_app.asgi.accept_one_is_record``).
     """
@@ -138,7 +135,6 @@ async def milestone_store_async(accept: MilestoneAccept) -> IngestResult:
     if row is None:
         return IngestResult("duplicate", stored[0] if stored else accept.milestone_id)
     recorded = accept.recorded(*row)
-    milestone_broadcast(event=recorded)
     return IngestResult("accepted", accept.milestone_id, recorded.position)
 
 

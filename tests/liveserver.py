@@ -35,14 +35,15 @@ def asgi_server(env: Mapping[str, str] | None = None, *, port: int | None = None
                 ) -> Iterator[str]:
     """Yield the base URL of the ASGI server serving ``clawdbot.asgi`` on the test database.
 
-    ``env`` adds to the server's environment; ``port`` (default: a free one) lets a test
-    stop a server and start it again at the same address.
+    ``env`` adds to the server's environment (``WEB_CONCURRENCY`` processes, 1 unless
+    given); ``port`` (default: a free one) lets a test stop a server and start it again at
+    the same address.
     """
     port = port or _free_port()
     env = {**web_env(), "CLAWDBOT_DB_NAME": connection.settings_dict["NAME"],
            "DJANGO_SETTINGS_MODULE": "clawdbot.settings", **(env or {})}
     process = subprocess.Popen(
-        web_command("127.0.0.1", port),
+        web_command("127.0.0.1", port, workers=int(env.get("WEB_CONCURRENCY", "1"))),
         cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"

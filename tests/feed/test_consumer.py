@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from clawdbot.asgi import application
-from feed_app.broadcast import GROUP
+from feed_app import live
 from tests.factories import EnvelopeFactory
 from tests.feed.conftest import IngestClient
 
@@ -85,7 +86,7 @@ def test_live_milestone_reaches_a_connected_client():
     assert message["idempotencyKey"] == message["sent"]["idempotencyKey"]
 
 
-def test_duplicate_never_broadcasts():
+def test_duplicate_never_reaches_the_socket():
     client = IngestClient()
     envelope = EnvelopeFactory()
 
@@ -107,16 +108,14 @@ def test_live_message_already_sent_in_the_catch_up_is_not_repeated():
     async def scenario() -> list[dict]:
         communicator = await _connect("?after=0")
         caught_up = await _receive(communicator, 2)
-        # As if the second milestone's broadcast had been queued during the catch-up.
-        await get_channel_layer().group_send(
-            GROUP, {"type": "milestone.live", "message": caught_up[1]}
-        )
+        # As if the hub had read the second milestone while the catch-up was being sent.
+        _hand_out(live.Batch(caught_up[0]["position"], (_frame(caught_up[1]),)))
         envelope = EnvelopeFactory()
         await sync_to_async(client.send)(envelope)
-        live = await _receive(communicator, 1)
+        after = await _receive(communicator, 1)
         assert await communicator.receive_nothing()
         await communicator.disconnect()
-        return caught_up + live
+        return caught_up + after
 
     messages = async_to_sync(scenario)()
     positions = [m["position"] for m in messages]
@@ -155,32 +154,36 @@ def test_malformed_after_closes_the_socket(query):
     assert async_to_sync(scenario)() is False
 
 
-def _store_without_broadcast(count: int) -> list[int]:
-    from django.db import transaction
-
-    from clawdbot.eventstore import projections
-    from clawdbot.eventstore.store import Expect, NewEvent
-
-    positions = []
-    for _ in range(count):
-        envelope = EnvelopeFactory()
-        data = {"idempotencyKey": envelope["idempotencyKey"], "sentAtUtc": None,
-                "scheme": "legacy", "event": envelope["event"]}
-        with transaction.atomic():
-            (event,) = projections.record(f"feed-ingest-{envelope['idempotencyKey']}",
-                                          [NewEvent("feed.milestone_accepted", data)],
-                                          expected_version=Expect.NO_STREAM)
-        positions.append(event.position)
-    return positions
+def _frame(message: dict) -> live.Frame:
+    return live.Frame(message["position"], json.dumps(message))
 
 
-def test_a_lost_or_reordered_broadcast_leaves_no_gap():
+def _hand_out(batch: live.Batch) -> None:
+    """What the hub does with a batch it read: every socket of this event loop gets it."""
+    for subscriber in tuple(live.hub().subscribers):
+        subscriber(batch)
+
+
+def _store(count: int) -> list[int]:
+    return [_stored_position(EnvelopeFactory()) for _ in range(count)]
+
+
+def _stored_position(envelope: dict) -> int:
+    from feed_app.models import FeedItem
+
+    assert IngestClient().send(envelope).json()["status"] == "accepted"
+    return FeedItem.objects.get(idempotency_key=envelope["idempotencyKey"]).position
+
+
+def test_a_batch_past_the_sockets_position_is_filled_in_from_the_database():
+    # The hub stops listening (its notifications are lost), three milestones are stored,
+    # and only a batch holding the last one arrives: the socket sends all three.
     async def scenario() -> tuple[list[int], list[int]]:
         communicator = await _connect()
-        stored = await sync_to_async(_store_without_broadcast)(3)
-        # Only the last milestone's broadcast arrives: the first two were lost or late.
+        await live.hub().stop()
+        stored = await sync_to_async(_store)(3)
         last = {"type": "milestone", "position": stored[-1], "event": {}}
-        await get_channel_layer().group_send(GROUP, {"type": "milestone.live", "message": last})
+        _hand_out(live.Batch(stored[1], (_frame(last),)))
         received = [m["position"] for m in await _receive(communicator, 3)]
         assert await communicator.receive_nothing()
         await communicator.disconnect()
@@ -188,3 +191,54 @@ def test_a_lost_or_reordered_broadcast_leaves_no_gap():
 
     stored, received = async_to_sync(scenario)()
     assert received == stored
+
+
+def test_a_listener_that_lost_its_connection_sends_what_was_committed_meanwhile():
+    async def scenario() -> tuple[list[int], list[int]]:
+        communicator = await _connect()
+        await sync_to_async(_terminate_listeners)()
+        stored = await sync_to_async(_store)(2)  # while the listener reconnects
+        received = [m["position"] for m in await _receive(communicator, 2)]
+        stored += await sync_to_async(_store)(1)  # and after
+        received += [m["position"] for m in await _receive(communicator, 1)]
+        assert await communicator.receive_nothing()
+        await communicator.disconnect()
+        return stored, received
+
+    stored, received = async_to_sync(scenario)()
+    assert received == stored
+
+
+def _terminate_listeners() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                       " WHERE datname = current_database() AND application_name = %s",
+                       [live.APPLICATION_NAME])
+        assert cursor.fetchall(), "no listener connection to cut"
+
+
+@pytest.mark.parametrize("origin", [b"http://127.0.0.1:8000", b"http://localhost",
+                                    b"https://console.example.org"])
+def test_a_page_of_this_site_or_a_listed_origin_opens_the_socket(settings, origin):
+    settings.CLAWDBOT_WS_ORIGINS = ["https://console.example.org"]
+    assert async_to_sync(_opens)([(b"origin", origin)]) is True
+
+
+@pytest.mark.parametrize("origin", [b"http://evil.example", b"null", b"http://127.0.0.1.evil.example",
+                                    b"http://console.example.org"])
+def test_a_page_of_another_site_cannot_open_the_socket(settings, origin):
+    settings.CLAWDBOT_WS_ORIGINS = ["https://console.example.org"]
+    assert async_to_sync(_opens)([(b"origin", origin)]) is False
+
+
+def test_a_client_without_an_origin_is_no_browser_page_and_connects():
+    assert async_to_sync(_opens)([]) is True
+
+
+async def _opens(headers: list[tuple[bytes, bytes]]) -> bool:
+    communicator = WebsocketCommunicator(application, "/ws/milestones/", headers=headers)
+    connected, _ = await communicator.connect()
+    await communicator.disconnect()
+    return connected

@@ -67,20 +67,6 @@ def test_same_key_again_is_a_duplicate_and_stores_nothing_new(ingest):
     assert FeedItem.objects.count() == 1
 
 
-def test_only_the_accepted_delivery_schedules_a_broadcast(
-    ingest, django_capture_on_commit_callbacks
-):
-    # Consumers drop positions they have sent, so a socket cannot see a duplicate's
-    # broadcast; what proves there is none is the callback never being scheduled.
-    envelope = EnvelopeFactory()
-    with django_capture_on_commit_callbacks() as accepted:
-        assert ingest.send(envelope).json()["status"] == "accepted"
-    with django_capture_on_commit_callbacks() as duplicate:
-        assert ingest.send(envelope).json()["status"] == "duplicate"
-    assert [c.func.__name__ for c in accepted] == ["milestone_broadcast"]
-    assert duplicate == []
-
-
 def test_duplicate_reports_the_stored_milestone_id(ingest):
     first = EnvelopeFactory()
     ingest.send(first)
