@@ -142,7 +142,8 @@ CHANNEL_LAYERS: dict[str, dict] = {}
 CLAWDBOT_WS_ORIGINS = env.list("CLAWDBOT_WS_ORIGINS", default=[])
 
 Q_CLUSTER = {
-    "name": "clawdbot",
+    # Workers of one name share a queue: a Redis serving two deployments needs two names.
+    "name": env.str("Q_CLUSTER_NAME", default="clawdbot"),
     "workers": env.int("Q_WORKERS", default=2),
     "timeout": 60,
     "retry": 120,

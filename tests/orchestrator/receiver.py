@@ -8,8 +8,9 @@ idempotencyKey, and answers as scripted:
 prints ``PORT <n>`` once listening. ``POST /_control`` with ``{"script": [reply, …],
 "default": reply}`` sets the next replies, where a reply is ``{"status": 503,
 "retryAfter": "1", "body": {...}}`` or ``{"hang": true}`` (holds the request until the
-next ``/_control``), ``{"status": 200, "drop": true}`` (accept, then close the
-connection without a ``Connection: close``); ``{"status": 200}`` means "verify, then
+next ``/_control``), ``{"status": 200, "delayS": 0.2}`` (answers after that long),
+``{"status": 200, "drop": true}`` (accept, then close the connection without a
+``Connection: close``); ``{"status": 200}`` means "verify, then
 accept or answer duplicate". ``GET /_log`` returns every ingest request seen.
 
 A POST to a path ending in ``/batch`` is a batch (SPEC §10): verified over the whole body,
@@ -129,6 +130,8 @@ class Handler(BaseHTTPRequestHandler):
         if reply.get("hang"):
             self.state.release.wait(120)
             return self._reply(503, {"ok": False, "status": "released"})
+        if reply.get("delayS"):
+            time.sleep(float(reply["delayS"]))  # the scripted slowness of a real target
         status = reply.get("status", 200)
         extra = {"Retry-After": reply["retryAfter"]} if "retryAfter" in reply else {}
         if status != 200 or "body" in reply:
