@@ -3,7 +3,9 @@
 Starts the ASGI server (uvicorn with ``WEB_CONCURRENCY`` worker processes, HTTP and
 WebSocket) and the django-q2 worker (``Q_WORKERS`` processes) as child processes, runs
 the post-start steps (sample milestones into an empty database), and on Ctrl-C or
-SIGTERM stops both children (and anything they forked), then exits. With the embedded
+SIGTERM stops both children (and anything they forked), then exits.
+``python -m clawdbot.serve web`` (or ``worker``, ``release``) runs one of those roles in
+the foreground instead, for the Procfile and docker-compose.yml. With the embedded
 database this process uses the server for the whole run, so the server's watcher stops
 PostgreSQL right after the run.
 """
@@ -96,7 +98,44 @@ def _manage(*args: str) -> list[str]:
     return [sys.executable, str(BASE_DIR / "manage.py"), *args]
 
 
-def main() -> int:
+#: ``python -m clawdbot.serve <role>``: one process of the shape ``make run`` supervises,
+#: for a process manager of its own (the Procfile, docker-compose.yml, systemd units).
+ROLES = ("release", "web", "worker")
+
+
+def role_command(role: str) -> list[str]:
+    """The command line of one role: ``release`` (migrate), ``web`` (``web_command`` on
+    ``HOST``:``PORT`` with ``WEB_CONCURRENCY`` processes) or ``worker`` (``qcluster``)."""
+    if role == "release":
+        return _manage("migrate", "--no-input")
+    if role == "worker":
+        return _manage("qcluster")
+    if role == "web":
+        from django.conf import settings
+
+        return web_command(settings.HOST, settings.PORT)
+    raise SystemExit(f"unknown role {role!r}: give one of {', '.join(ROLES)}")
+
+
+def run_role(role: str) -> int:
+    """Replace this process with ``role``'s: the process manager's signals reach it directly."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clawdbot.settings")
+    import django
+
+    django.setup()
+    command = role_command(role)
+    env = web_env() if role == "web" else dict(os.environ)
+    os.chdir(BASE_DIR)
+    os.execve(command[0], command, env)
+    return 0  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv:
+        if len(argv) > 1 or argv[0] not in ROLES:
+            raise SystemExit(f"usage: python -m clawdbot.serve [{'|'.join(ROLES)}]")
+        return run_role(argv[0])
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clawdbot.settings")
     # The demo shows the pipeline's own delivery health on its feed (docs/EMITTING.md).
     os.environ.setdefault("CLAWDBOT_PIPELINE_MILESTONES", "1")
@@ -107,7 +146,7 @@ def main() -> int:
     from django.db import connection
 
     connection.ensure_connection()  # starts (and holds) the embedded server if it is used
-    subprocess.run(_manage("migrate", "--no-input"), check=True, cwd=BASE_DIR)
+    subprocess.run(role_command("release"), check=True, cwd=BASE_DIR)
     connection.close()
 
     host, port = settings.HOST, str(settings.PORT)
@@ -115,7 +154,7 @@ def main() -> int:
         "web": subprocess.Popen(
             web_command(host, port), cwd=BASE_DIR, env=web_env(), process_group=0
         ),
-        "worker": subprocess.Popen(_manage("qcluster"), cwd=BASE_DIR, process_group=0),
+        "worker": subprocess.Popen(role_command("worker"), cwd=BASE_DIR, process_group=0),
     }
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 from django.db import connection
@@ -14,7 +17,30 @@ from django.db import connection
 from clawdbot.serve import stop_process, web_command, web_env
 from tests.helpers import wait_for
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[1]
+
+
+def procfile() -> dict[str, str]:
+    """The Procfile's commands by role (``web: …`` lines)."""
+    roles = {}
+    for line in (BASE_DIR / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            role, _, command = line.partition(":")
+            roles[role.strip()] = command.strip()
+    return roles
+
+
+def procfile_process(role: str, env: Mapping[str, str], log: IO[bytes]
+                     ) -> subprocess.Popen[bytes]:
+    """Start the Procfile's ``role`` as a process manager would: through the shell, with
+    this interpreter first on ``PATH``, in a session of its own (``os.killpg`` stops it);
+    its output goes to ``log``."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    full_env = {**os.environ, "PATH": path, "DJANGO_SETTINGS_MODULE": "clawdbot.settings",
+                "CLAWDBOT_DB_NAME": connection.settings_dict["NAME"], **env}
+    return subprocess.Popen(["sh", "-c", procfile()[role]], cwd=BASE_DIR,
+                            env=full_env, start_new_session=True, stdout=log,
+                            stderr=subprocess.STDOUT)
 
 
 def _free_port() -> int:

@@ -8,10 +8,12 @@ on one database, once without Redis and once with it (SPEC §6; docs/OPERATIONS.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -25,10 +27,9 @@ from orchestrator_app.models import Delivery, DeliveryAttempt, Status
 from tests.factories import EnvelopeFactory, MilestoneEventFactory
 from tests.feed.factories import signed
 from tests.helpers import wait_for
-from tests.liveserver import _free_port, asgi_server
+from tests.liveserver import _answers, _free_port, procfile_process
 from tests.orchestrator.conftest import Receiver
 from tests.orchestrator.factories import TargetFactory
-from tests.orchestrator.test_worker import _qcluster
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
 DELIVERIES = 40
@@ -56,22 +57,36 @@ WITH_REDIS = pytest.param(
 
 
 @pytest.fixture(params=[WITHOUT_REDIS, WITH_REDIS])
-def shape(request) -> Iterator[dict]:
-    """Two web servers (two ports) and two qclusters sharing the test database."""
-    port_b = _free_port()
+def shape(request, tmp_path) -> Iterator[dict]:
+    """Two web servers (two ports) and two workers sharing the test database, each started
+    from its Procfile line (the commands docker-compose.yml runs)."""
+    port_a, port_b = _free_port(), _free_port()
     # A django-q2 cluster name of its own, so nothing queued in Redis by another run is
     # taken by these workers.
     env = {**request.param, "Q_CLUSTER_NAME": f"clawdbot-test-{uuid.uuid4().hex[:8]}",
            "MILESTONE_INGEST_URL": f"http://127.0.0.1:{port_b}/internal/milestones/ingest",
-           "MILESTONE_RETRY_SCHEDULE": "0",
+           "MILESTONE_RETRY_SCHEDULE": "0", "HOST": "127.0.0.1", "WEB_CONCURRENCY": "1",
+           "Q_WORKERS": "1", "MILESTONE_LEASE_MARGIN_S": "1", "LOG_LEVEL": "WARNING",
            "CLAWDBOT_PIPELINE_MILESTONES": "0", "MILESTONE_LOG_PATH": os.devnull}
+    logs = tmp_path / "logs"
+    logs.mkdir()
     with ExitStack() as stack:
-        a = stack.enter_context(asgi_server(env))
-        b = stack.enter_context(asgi_server(env, port=port_b))
-        workers = [_qcluster(**env) for _ in range(2)]
-        for worker in workers:
-            stack.callback(_kill_group, worker)
-        yield {"a": a, "b": b, "env": env}
+        processes = {}
+        for name, role, port in [("web-a", "web", port_a), ("web-b", "web", port_b),
+                                 ("worker-1", "worker", None), ("worker-2", "worker", None)]:
+            log = stack.enter_context((logs / name).open("wb"))
+            extra = {"PORT": str(port)} if port else {}
+            processes[name] = procfile_process(role, {**env, **extra}, log)
+            stack.callback(_stop_group, processes[name])
+        urls = {"a": f"http://127.0.0.1:{port_a}", "b": f"http://127.0.0.1:{port_b}"}
+
+        def up() -> bool:
+            exited = [name for name, proc in processes.items() if proc.poll() is not None]
+            assert not exited, f"{exited} exited: {(logs / exited[0]).read_text()[-2000:]}"
+            return all(_answers(url) for url in urls.values())
+
+        wait_for(up, timeout=30, what="both web servers to answer")
+        yield {**urls, "env": env}
 
 
 @pytest.fixture
@@ -81,8 +96,14 @@ def receiver():
     made.stop()
 
 
-def _kill_group(process) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
+def _stop_group(process) -> None:
+    """SIGTERM the role's process group, as a process manager would; SIGKILL what is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=15)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
     process.wait()
 
 
