@@ -28,6 +28,7 @@ def prepare_database(name: str = BENCH_DB) -> None:
 
     django.setup()
     import psycopg
+    import psycopg.sql
     from django.conf import settings
 
     if settings.EMBEDDED_DATABASE:
@@ -42,6 +43,13 @@ def prepare_database(name: str = BENCH_DB) -> None:
         check=True,
         cwd=BASE_DIR,
     )
+    # The benchmarks' own scratch tables (plain-INSERT floors, the baseline views' table,
+    # the eventsourcing peer's) are created by the role the app runs as; in this scratch
+    # database only, that role may create tables.
+    runtime = psycopg_params(name)["user"]
+    with psycopg.connect(**psycopg_params(name, owner=True), autocommit=True) as owner:
+        owner.execute(psycopg.sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(
+            psycopg.sql.Identifier(str(runtime))))
 
 
 def psycopg_params(dbname: str = BENCH_DB, *, owner: bool = False) -> dict[str, object]:
