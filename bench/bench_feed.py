@@ -7,6 +7,8 @@
   bare Django view (bench/baseline.py, no middleware) under gunicorn sync workers, 64
   connections; measured with 2, 3, 4 and 5 workers (``_w<N>``) and the best one kept.
   (gunicorn's sync workers close the connection after each answer: that is how they serve.)
+* ``ingest_rps_web<N>``: the same 64-connection ingest with ``WEB_CONCURRENCY`` N = 1, 2
+  and 3 web processes (one pass, after the rounds): how the default was chosen.
 * ``feed_latest_rps`` / ``feed_latest_p99_ms`` (16 connections, ``limit=50``) over at least
   ``BENCH_FEED_ROWS`` stored milestones, against ``baseline_feed_pgjson_rps``: 50 rows as
   PostgreSQL-built JSON (``json_agg``), served the same best way.
@@ -61,7 +63,25 @@ def run() -> dict[str, float]:
         results[f"baseline_{kind}_rps"] = results[f"baseline_{kind}_rps_w{best}"]
         results[f"baseline_{kind}_workers"] = best
     results["feed_latest_p99_ms"] = min(r["feed_latest_p99_ms"] for r in rounds)
+    results.update(_web_processes())
     return results
+
+
+WEB_PROCESSES = (1, 2, 3)
+
+
+def _web_processes() -> dict[str, float]:
+    figures: dict[str, float] = {}
+    for workers in WEB_PROCESSES:
+        with project_server(workers=workers) as url:
+            ingest = write_requests(_ingest_requests())
+            result = _measure(url, ingest, 64, f"ingest, {workers} web processes")
+            ingest.unlink()
+        figures[f"ingest_rps_web{workers}"] = result.rps
+        figures[f"ingest_p99_ms_web{workers}"] = result.p99_ms
+    print("   web processes: " + ", ".join(
+        f"{w}: {figures[f'ingest_rps_web{w}']:,.0f} req/s" for w in WEB_PROCESSES), flush=True)
+    return figures
 
 
 def _measure(url: str, requests: Path, connections: int, what: str) -> WrkResult:

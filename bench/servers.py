@@ -55,16 +55,17 @@ def _serving(command: list[str], env: dict[str, str], url: str, what: str) -> It
 
 
 @contextmanager
-def project_server(*, env: dict[str, str] | None = None,
-                   port: int | None = None) -> Iterator[str]:
-    """``make run``'s web server on the scratch database; yields its base URL."""
+def project_server(*, env: dict[str, str] | None = None, port: int | None = None,
+                   workers: int | None = None) -> Iterator[str]:
+    """``make run``'s web server on the scratch database (``workers`` web processes, by
+    default ``make run``'s ``WEB_CONCURRENCY``); yields its base URL."""
     from clawdbot.serve import web_command, web_env
 
     port = port or free_port()
     child_env = {**web_env(), "DJANGO_SETTINGS_MODULE": "clawdbot.settings",
                  "LOG_LEVEL": "ERROR", **(env or {})}
     base = f"http://127.0.0.1:{port}"
-    with _serving(web_command("127.0.0.1", port), child_env, f"{base}/api/health",
+    with _serving(web_command("127.0.0.1", port, workers=workers), child_env, f"{base}/api/health",
                   "the project's web server"):
         yield base
 
