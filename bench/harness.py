@@ -2,7 +2,7 @@
 
 Benchmarks run against a database of their own, ``clawdbot_bench``, on the same server the
 project uses (the embedded one, or ``DATABASE_URL``'s), dropped and migrated afresh at the
-start of each run. Each benchmark module exposes ``run() -> dict[str, float]`` and a list
+start of each benchmark. Each benchmark module exposes ``run() -> dict[str, float]`` and a list
 ``RATIOS`` of ``(measured, baseline, target)`` rows printed under the table.
 """
 
@@ -35,6 +35,9 @@ def prepare_database(name: str = BENCH_DB) -> None:
         from clawdbot.embedded_pg import server
 
         server.ensure_running(settings.VAR_DIR)
+    from django.db import connections
+
+    connections.close_all()  # this process's connection to the previous scratch database
     with psycopg.connect(**psycopg_params("postgres", owner=True), autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {name}")
