@@ -22,7 +22,7 @@ import os
 import time
 import uuid
 
-from bench.bench_realtime import _only_the_default_target, _operator_token
+from bench.bench_realtime import _only_the_default_target, _operator_token, emit
 from bench.servers import free_port, project_server, worker
 
 RATIOS: list[tuple[str, str, str]] = []
@@ -75,12 +75,7 @@ def _emit(port: int, token: str, run_id: str) -> None:
                            "evidence": [{"type": "log", "path": "bench/capacity.log",
                                          "summary": "one milestone of the capacity run"}],
                            "nextAction": "Keep measuring."}).encode()
-        conn.request("POST", "/api/orchestrator/milestones", body=body, headers={
-            "Authorization": f"Token {token}", "Content-Type": "application/json"})
-        response = conn.getresponse()
-        response.read()
-        if response.status != 202:
-            raise RuntimeError(f"emit {i} answered {response.status}")
+        emit(conn, token, body)
     conn.close()
 
 

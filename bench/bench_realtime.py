@@ -195,12 +195,7 @@ def _emit_to_browser(port: int) -> dict[str, float]:
                                              "summary": "emit to browser"}],
                                "nextAction": "Measure."}).encode()
             sent[milestone_id] = time.time()
-            conn.request("POST", "/api/orchestrator/milestones", body=body, headers={
-                "Authorization": f"Token {token}", "Content-Type": "application/json"})
-            response = conn.getresponse()
-            response.read()
-            if response.status != 202:
-                raise RuntimeError(f"emit answered {response.status}")
+            emit(conn, token, body)
             time.sleep(0.25)  # pacing between emits
         _settle(report_wait_s=5)
     conn.close()
@@ -210,6 +205,16 @@ def _emit_to_browser(port: int) -> dict[str, float]:
     return {"emit_to_browser_p50_ms": statistics.median(delays) if delays else float("nan"),
             "emit_to_browser_p99_ms": _pct(delays, 0.99),
             "emit_to_browser_missing": float(len(sent) - len(delays))}
+
+
+def emit(conn: http.client.HTTPConnection, token: str, body: bytes) -> None:
+    """One milestone through the orchestrator API, as an operator; it must be accepted."""
+    conn.request("POST", "/api/orchestrator/milestones", body=body, headers={
+        "Authorization": f"Token {token}", "Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    if response.status != 202:
+        raise RuntimeError(f"emit answered {response.status}")
 
 
 def _settle(report_wait_s: float) -> None:
