@@ -45,17 +45,16 @@ def run() -> dict[str, float]:
     token = _operator_token()
     run_id = uuid.uuid4().hex[:8]
     with project_server(env=env, port=port), worker(env):
-        before = _measure(run_id)
+        before = _measure()
         _emit(port, token, run_id)
         _wait_delivered(run_id)
-        after = _measure(run_id)
+        after = _measure()
     n = float(EMITS)
     results = {
         "stored_bytes_per_milestone": (after["bytes"] - before["bytes"]) / n,
-        "wal_bytes_per_milestone": after["wal"] - before["wal"],
+        "wal_bytes_per_milestone": (after["wal"] - before["wal"]) / n,
         "events_per_milestone": (after["events"] - before["events"]) / n,
     }
-    results["wal_bytes_per_milestone"] /= n
     print(f"   {EMITS} milestones: {results['stored_bytes_per_milestone']:,.0f} B stored, "
           f"{results['wal_bytes_per_milestone']:,.0f} B WAL, "
           f"{results['events_per_milestone']:.2f} events each", flush=True)
@@ -101,7 +100,7 @@ def _wait_delivered(run_id: str) -> None:
         time.sleep(0.2)  # poll interval of the condition above
 
 
-def _measure(run_id: str) -> dict:
+def _measure() -> dict:
     from django.db import connection
 
     with connection.cursor() as cursor:
