@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -27,10 +29,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
+    """``url`` answers 200; or it is the project's health, which answers 503 with the
+    database up while no outbox worker runs (a web server on its own)."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code == 503 and json.loads(exc.read()).get("database") == "up"
+        except ValueError:
+            return False
     except OSError:
         return False
 
@@ -42,7 +51,7 @@ def _serving(command: list[str], env: dict[str, str], url: str, what: str) -> It
     process = subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 90
-        while not _answers(url):
+        while not answers(url):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{what} did not start (exit code {process.poll()})")
             time.sleep(0.2)

@@ -366,7 +366,7 @@ def soak(url: str, web_pid: int | None, total: int, *, connections: int = SENDER
 
 def _web_server() -> Iterator[tuple[str, int]]:
     """``make run``'s web server (its own command builders) on the scratch database."""
-    from bench.servers import free_port
+    from bench.servers import answers, free_port
     from clawdbot.serve import stop_process, web_command, web_env
 
     port = free_port()
@@ -376,17 +376,11 @@ def _web_server() -> Iterator[tuple[str, int]]:
                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        import urllib.request
-
         deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/health", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the web server did not start") from None
-                time.sleep(0.2)
+        while not answers(f"{url}/api/health"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the web server did not start")
+            time.sleep(0.2)
         yield url, process.pid
     finally:
         stop_process(process, timeout=15)

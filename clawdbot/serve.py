@@ -148,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     connection.ensure_connection()  # starts (and holds) the embedded server if it is used
     subprocess.run(role_command("release"), check=True, cwd=BASE_DIR)
     connection.close()
+    from clawdbot import metrics
+
+    # This run starts every process that counts (web and worker): earlier runs' counts go.
+    metrics.directory_prepare(settings.METRICS_DIR, empty=True)
 
     host, port = settings.HOST, str(settings.PORT)
     children = {

@@ -20,6 +20,11 @@ from feed_app.paths import INGEST_PATH
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CLAWDBOT_VAR_DIR") or BASE_DIR / "var")
+# /metrics (clawdbot/metrics.py): each process of this host counts into this directory. Set
+# here, before prometheus_client is first imported, so that every process counts there.
+METRICS_DIR = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or VAR_DIR / "metrics")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
 

@@ -18,6 +18,7 @@ API_DOCS = csp_replace({"style-src": [SELF, UNSAFE_INLINE]})(
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/health", api.HealthView.as_view(), name="health"),
+    path("metrics", api.MetricsView.as_view(), name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", API_DOCS, name="api-docs"),
     # The ASGI servers serve no files: static assets (admin, API docs) come from the finders.

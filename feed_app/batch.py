@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from clawdbot import contract
+from clawdbot import contract, metrics
 from clawdbot.contract.schema import NOT_OBJECT, NOT_STRING, REQUIRED
 from clawdbot.eventstore import projections
 from clawdbot.eventstore.store import Append, Expect, NewEvent
@@ -150,7 +150,10 @@ def batch_ingest(*, request: IngestRequest) -> BatchResult:
                          key=verdict.key)
         raise verdict.rejection
     with _database_available():
-        return _batch_store(verdict, verdict.scheme, request.remote_addr)
+        result = _batch_store(verdict, verdict.scheme, request.remote_addr)
+    for status in ("accepted", "duplicate"):  # its rejected items: by rejection_record
+        metrics.ingest_count(status, n=sum(item.status == status for item in result.items))
+    return result
 
 
 @transaction.atomic(durable=True)

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from clawdbot import metrics
 from feed_app import live, selectors
 
 CATCH_UP_BATCH = 500
@@ -44,6 +45,8 @@ class MilestoneConsumer(AsyncWebsocketConsumer):
             await self.close(code=1011)
             return
         await self.accept()
+        self._counted = True
+        metrics.WS_CONNECTIONS.inc()
         self.last_sent = after if after >= 0 else await _last_position()
         await self._send_stored()
         self._pump = asyncio.create_task(self._send_live())
@@ -73,6 +76,9 @@ class MilestoneConsumer(AsyncWebsocketConsumer):
             self.last_sent = batch[-1].position
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "_counted", False):
+            self._counted = False
+            metrics.WS_CONNECTIONS.dec()
         hub = getattr(self, "_hub", None)
         if hub is not None:
             hub.unsubscribe(self._enqueue)

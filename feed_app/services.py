@@ -17,7 +17,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg_pool import PoolTimeout
 
-from clawdbot import asyncdb
+from clawdbot import asyncdb, metrics
 from clawdbot.errors import ServiceUnavailable
 from clawdbot.eventstore import projections, store
 from clawdbot.eventstore.store import ConcurrencyError, Expect, NewEvent, RecordedEvent
@@ -61,7 +61,9 @@ def envelope_ingest(*, request: IngestRequest) -> IngestResult:
                          key=verdict.key)
         raise verdict.rejection
     with _database_available():
-        return _milestone_store(milestone_accept(request=request, verdict=verdict))
+        result = _milestone_store(milestone_accept(request=request, verdict=verdict))
+    metrics.ingest_count(result.status)
+    return result
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,10 @@ async def milestone_store_async(accept: MilestoneAccept) -> IngestResult:
         logger.warning("database unavailable during ingest: %s", exc)
         raise ServiceUnavailable() from exc
     if row is None:
+        metrics.ingest_count("duplicate")
         return IngestResult("duplicate", stored[0] if stored else accept.milestone_id)
     recorded = accept.recorded(*row)
+    metrics.ingest_count("accepted")
     return IngestResult("accepted", accept.milestone_id, recorded.position)
 
 
@@ -197,6 +201,7 @@ def rejection_record(
     }
     with _database_available(), connection.cursor() as cursor:
         cursor.execute(_RECORD_REJECTION, params)
+    metrics.ingest_count("rejected", params["code"])
     logger.warning("ingest rejected: %s %s key=%s from %s: %s", params["status"],
                    params["code"], params["key"] or "-", params["addr"] or "-", params["reason"])
 

@@ -27,11 +27,13 @@ import os
 import queue
 import select
 import threading
+import time
 from collections import Counter
 
 import psycopg
 from django.db import close_old_connections, connection
 
+from orchestrator_app.health import DISPATCHER_APPLICATION, HEARTBEAT_S
 from orchestrator_app.services import batch
 from orchestrator_app.services.delivery import (
     Job,
@@ -61,6 +63,7 @@ def _listen() -> psycopg.Connection:
     params = connection.get_connection_params()
     for key in ("cursor_factory", "context"):
         params.pop(key, None)
+    params["application_name"] = DISPATCHER_APPLICATION  # its heartbeat: health.workers_alive
     conn = psycopg.connect(**params, autocommit=True)
     conn.execute(f"LISTEN {WAKE_CHANNEL}")
     return conn
@@ -121,6 +124,19 @@ def _wait(listener: psycopg.Connection | None, waker: _Waker,
             listener.close()
         stop.wait(POLL_S)
         return None
+
+
+def _heartbeat(listener: psycopg.Connection | None, last: float) -> float:
+    """Every ``HEARTBEAT_S``, a statement on the listening connection: its
+    ``state_change`` in ``pg_stat_activity`` is the worker's heartbeat (``/api/health``)."""
+    now = time.monotonic()
+    if listener is None or now - last < HEARTBEAT_S:
+        return last
+    try:
+        listener.execute("SELECT 1")
+    except psycopg.Error:
+        listener.close()  # reconnected by the next _wait
+    return now
 
 
 class _Senders:
@@ -228,6 +244,7 @@ def dispatch_forever(*, stop: threading.Event, transport: Transport | None = Non
     senders = _Senders(transport or default_transport(), recorder.done, waker)
     worker = worker_name()
     listener: psycopg.Connection | None = None
+    beat = 0.0
     while not stop.is_set():
         try:
             if _claim(senders, worker):
@@ -237,6 +254,7 @@ def dispatch_forever(*, stop: threading.Event, transport: Transport | None = Non
             close_old_connections()
             connection.close()
         listener = _wait(listener, waker, stop)
+        beat = _heartbeat(listener, beat)
     recorder.close()
     waker.close()
     if listener is not None:

@@ -90,14 +90,50 @@ class OutboxOverview:
     delivered_ms: tuple[float | None, float | None]  # p50, p95 from queued to delivered
 
 
-def outbox_overview(*, now: datetime) -> OutboxOverview:
-    by_status = {s.value: capped_count(Delivery.objects.filter(status=s.value)) for s in Status}
+def backlog(*, now: datetime) -> Backlog:
+    """What is due at ``now`` (counted up to the cap) and since when the oldest is."""
     due = Delivery.objects.filter(status__in=OPEN_STATUSES, next_attempt_at__lte=now)
     oldest = due.order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
+    return Backlog(capped_count(due), oldest)
+
+
+#: The ``application_name`` of each dispatcher's listening connection (``dispatcher``).
+DISPATCHER_APPLICATION = "clawdbot-dispatcher"
+#: A dispatcher runs a statement on that connection this often (its heartbeat) ...
+HEARTBEAT_S = 5.0
+#: ... and one silent for longer than this is not alive.
+HEARTBEAT_STALE_S = 3 * HEARTBEAT_S
+
+
+@dataclass(frozen=True)
+class Workers:
+    alive: int  # dispatchers whose heartbeat is fresh
+    last_heartbeat: datetime | None
+
+
+def workers_alive() -> Workers:
+    """The dispatchers (one per worker process, on any host) and their last heartbeat.
+
+    Read from ``pg_stat_activity``, so nothing is written for it: a dispatcher holds its
+    LISTEN connection for its whole life and runs a statement on it every ``HEARTBEAT_S``
+    (``state_change``), and a worker that dies closes it. The web and the worker connect
+    as the same role, which sees its own sessions' times.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE state_change > now() - make_interval(secs => %s)),"
+            " max(state_change) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = %s", [HEARTBEAT_STALE_S, DISPATCHER_APPLICATION])
+        alive, last = cursor.fetchone()
+    return Workers(int(alive), last)
+
+
+def outbox_overview(*, now: datetime) -> OutboxOverview:
+    by_status = {s.value: capped_count(Delivery.objects.filter(status=s.value)) for s in Status}
     return OutboxOverview(
         by_status=by_status,
         by_target=list(targets_with_health(Target.objects.order_by("name"), now=now)[:50]),
-        backlog=Backlog(capped_count(due), oldest),
+        backlog=backlog(now=now),
         hourly=attempts_hourly(now=now),
         attempt_ms=_percentiles(
             f"SELECT {_P} FROM {_ATTEMPTS} WHERE attempted_at >= %s AND outcome <> 'started' "

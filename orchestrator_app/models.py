@@ -190,6 +190,9 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["next_attempt_at"], name="delivery_due",
                          condition=models.Q(status__in=["pending", "retrying"])),
+            # Each target's backlog (health, /metrics) without reading its finished rows.
+            models.Index(fields=["target", "next_attempt_at"], name="delivery_target_due",
+                         condition=models.Q(status__in=["pending", "retrying"])),
         ]
 
     def __str__(self) -> str:

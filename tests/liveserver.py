@@ -51,8 +51,9 @@ def _free_port() -> int:
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/api/health", timeout=1).status_code == 200
-    except httpx.HTTPError:
+        # Up once it reaches the database (503 "no worker" is fine: tests start their own).
+        return httpx.get(f"{url}/api/health", timeout=1).json().get("database") == "up"
+    except (httpx.HTTPError, ValueError):
         return False
 
 

@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from clawdbot import metrics
 from clawdbot.contract import js_iso_timestamp, signed_headers
 from clawdbot.eventstore import projections
 from clawdbot.eventstore.store import Append, Expect, NewEvent
@@ -339,7 +340,13 @@ def deliveries_record(*, sent: Sequence[Sent]) -> list[Delivery]:
         projections.record_batch(appends)  # the batch at once, in this transaction
     _log_outcomes(appends, rows)
     fresh = {str(k): d for k, d in Delivery.objects.in_bulk(ids).items()}
-    return [fresh[s.claim.delivery_id] for s in sent]
+    done = [fresh[s.claim.delivery_id] for s in sent]
+    for item, delivery in zip(sent, done, strict=True):
+        metrics.DELIVERIES.labels(delivery.target, delivery.status).inc()
+        if math.isfinite(item.response.duration_ms):
+            metrics.ATTEMPT_SECONDS.labels(delivery.target).observe(
+                item.response.duration_ms / 1000)
+    return done
 
 
 def _log_outcomes(appends: Sequence[Append], rows: dict[str, Delivery]) -> None:

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from clawdbot import metrics
 from clawdbot.contract import (
     JsonInvalid,
     MilestoneInvalid,
@@ -135,6 +136,7 @@ def milestone_emit(
     append = prepared.append
     projections.record(append.stream_id, append.events, expected_version=Expect.NO_STREAM)
     outbox_wake()
+    transaction.on_commit(metrics.EMITTED.inc)
     transaction.on_commit(milestone_log_catch_up_safely)
     return prepared.result
 

@@ -13,12 +13,19 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
+from clawdbot import metrics
 from clawdbot.contract import js_iso_timestamp
 from clawdbot.eventstore import projections
 from clawdbot.eventstore.store import Expect, NewEvent
 from orchestrator_app import events as ev
 from orchestrator_app.exceptions import DeliveryNotFound, DeliveryNotTriageable, UnknownTarget
-from orchestrator_app.models import OPEN_STATUSES, UNDELIVERABLE_STATUSES, Delivery, Target
+from orchestrator_app.models import (
+    OPEN_STATUSES,
+    UNDELIVERABLE_STATUSES,
+    Delivery,
+    Status,
+    Target,
+)
 from orchestrator_app.services.emit import milestone_emit
 from orchestrator_app.wake import outbox_wake
 
@@ -55,6 +62,7 @@ def delivery_requeue(
         outbox_wake()
         projections.record(ev.milestone_stream(delivery.idempotency_key), [requeued],
                            expected_version=Expect.ANY)
+    metrics.DELIVERIES.labels(delivery.target, Status.PENDING.value).inc()
     log.info("delivery %s to %s key=%s requeued by %s: %s", delivery.pk, delivery.target,
              delivery.idempotency_key, actor, requeued.data["reason"])
     return Delivery.objects.get(pk=delivery.pk)
@@ -71,6 +79,7 @@ def delivery_discard(*, delivery_id: str, actor: str, reason: str) -> Delivery:
                              actor=actor, reason=_reason(reason))
         projections.record(ev.milestone_stream(delivery.idempotency_key), [discarded],
                            expected_version=Expect.ANY)
+    metrics.DELIVERIES.labels(delivery.target, Status.DISCARDED.value).inc()
     log.info("delivery %s to %s key=%s discarded by %s: %s", delivery.pk, delivery.target,
              delivery.idempotency_key, actor, discarded.data["reason"])
     return Delivery.objects.get(pk=delivery.pk)
