@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -54,9 +55,11 @@ Send = Callable[[dict], Awaitable[None]]
 #: applies (sessions, auth and messages are never read by these views; both are
 #: CSRF-exempt).
 SECURITY_MIDDLEWARE = "django.middleware.security.SecurityMiddleware"
+CORS_MIDDLEWARE = "corsheaders.middleware.CorsMiddleware"
 CSP_MIDDLEWARE = "csp.middleware.CSPMiddleware"
 REPRODUCED_MIDDLEWARE = frozenset({
     SECURITY_MIDDLEWARE,
+    CORS_MIDDLEWARE,
     CSP_MIDDLEWARE,
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -155,6 +158,10 @@ def _response_headers(scope: dict, status: int, allow: bytes,
         if s.SECURE_CROSS_ORIGIN_OPENER_POLICY:
             headers.append([b"cross-origin-opener-policy",
                             s.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode()])
+    if CORS_MIDDLEWARE in s.MIDDLEWARE and re.match(s.CORS_URLS_REGEX, scope["path"]):
+        headers.append([b"vary", b"origin"])
+        if any(k == b"origin" and v for k, v in scope.get("headers") or []):
+            headers.append([b"access-control-allow-origin", b"*"])
     return headers
 
 

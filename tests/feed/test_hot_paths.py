@@ -162,6 +162,15 @@ def test_feed_latest_answers_byte_for_byte_as_django_does(settings, query):
     assert lean[0] in (200, 400)
 
 
+@pytest.mark.parametrize("origin", ["https://dashboard.example", None])
+def test_feed_latest_answers_cross_origin_reads_as_django_does(settings, origin):
+    headers = {"origin": origin} if origin else {}
+    lean, django = _both(settings, "GET", "/api/milestones/latest", headers=headers)
+    assert lean == django
+    assert lean[1][b"vary"] == b"origin"
+    assert lean[1].get(b"access-control-allow-origin") == (b"*" if origin else None)
+
+
 def test_a_page_cursor_from_the_lean_path_pages_on(settings):
     for _ in range(3):
         body, headers = signed()
