@@ -209,6 +209,10 @@ MILESTONE_SIGNING_SECRET = env.str("MILESTONE_SIGNING_SECRET", default="") or _d
 MILESTONE_WEBHOOK_SECRET = env.str("MILESTONE_WEBHOOK_SECRET", default="") or _dev_secret(
     "webhook"
 )
+# Fernet keys for the targets' secrets at rest, comma-separated; the first encrypts
+# (clawdbot/encryption.py).
+CLAWDBOT_ENCRYPTION_KEY = env.str("CLAWDBOT_ENCRYPTION_KEY", default="") or _dev_secret(
+    "encryption")
 MILESTONE_INGEST_URL = env.str(
     "MILESTONE_INGEST_URL", default=f"http://{_LOCAL_HOST}:{PORT}{INGEST_PATH}"
 )

@@ -25,6 +25,9 @@ DELIVERY_REQUEUED = "outbox.delivery_requeued"
 DELIVERY_DISCARDED = "outbox.delivery_discarded"
 TARGET_PAUSED = "outbox.target_paused"
 TARGET_RESUMED = "outbox.target_resumed"
+#: An operator created a target, changed its settings or rotated its secrets (the data
+#: names the fields changed and the secrets' fingerprints, never a secret).
+TARGET_CONFIGURED = "outbox.target_configured"
 #: A target with ``supports_batch`` answered a batch 404/405/413; its envelopes went alone.
 TARGET_BATCH_REFUSED = "outbox.target_batch_refused"
 

@@ -15,9 +15,11 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import models
 
 from clawdbot.contract import parse_secret_list
+from clawdbot.encryption import EncryptedTextField
 from orchestrator_app.retry import parse_schedule
 
 
@@ -39,18 +41,23 @@ UNDELIVERABLE_STATUSES = (Status.REJECTED, Status.DEAD_LETTER)
 DEFAULT_TARGET = "default"
 
 
+#: A target is reached over HTTP(S) only.
+HTTP_URL = URLValidator(schemes=["http", "https"], message="Enter an http:// or https:// URL.")
+
+
 class Target(models.Model):
     """A receiver of milestones. Empty URL/secrets on ``default`` mean "from settings"."""
 
     name = models.SlugField(max_length=100, unique=True)
-    url = models.URLField(max_length=500, blank=True,
+    url = models.URLField(max_length=500, blank=True, validators=[HTTP_URL],
                           help_text="Ingest URL; empty on 'default' means MILESTONE_INGEST_URL.")
     sign_legacy = models.BooleanField(default=True, help_text="x-openclaw-* headers")
     sign_webhook = models.BooleanField(default=True, help_text="Standard Webhooks headers")
-    legacy_secrets = models.TextField(
+    # Encrypted at rest (clawdbot/encryption.py); read and written as the plain text.
+    legacy_secrets = EncryptedTextField(
         blank=True, help_text="Comma-separated; the first signs. Empty: MILESTONE_SIGNING_SECRET."
     )
-    webhook_secrets = models.TextField(
+    webhook_secrets = EncryptedTextField(
         blank=True, help_text="Comma-separated whsec_…; the first signs. Empty: "
         "MILESTONE_WEBHOOK_SECRET."
     )

@@ -40,6 +40,7 @@ from .signing import (
     legacy_verify,
     parse_secret_list,
     signed_headers,
+    webhook_secret_valid,
     webhook_sign,
     webhook_verify,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "generate_legacy_secret",
     "generate_webhook_secret",
     "js_iso_timestamp",
+    "webhook_secret_valid",
     "js_number",
     "legacy_sign",
     "legacy_verify",

@@ -122,6 +122,15 @@ def generate_webhook_secret() -> str:
     return WEBHOOK_SECRET_PREFIX + base64.b64encode(_random.token_bytes(32)).decode("ascii")
 
 
+def webhook_secret_valid(secret: str) -> bool:
+    """Whether ``secret`` is a Standard Webhooks secret this module can sign with."""
+    try:
+        _webhook_key(secret)
+    except ValueError:
+        return False
+    return True
+
+
 def _webhook_key(secret: str) -> bytes:
     """The HMAC key of a Standard Webhooks secret.
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import models
+from django.db import models, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -18,21 +18,18 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from clawdbot.console.templatetags.console import badge, ms, success_rate
-from clawdbot.contract import parse_secret_list
 from orchestrator_app.admin.common import action_hidden, with_reason
 from orchestrator_app.health import targets_with_health
 from orchestrator_app.models import Target
 from orchestrator_app.services import triage
+from orchestrator_app.services.targets import SETTINGS, fingerprints, target_configured_record
 
 SECRET_FIELDS = ("legacy_secrets", "webhook_secrets")
 
 
 def fingerprint(secrets: str) -> str:
     """The last four characters of each secret (the first one signs); never more."""
-    listed = parse_secret_list(secrets) if secrets else []
-    if not listed:
-        return "— (from settings)"
-    return ", ".join(f"…{s[-4:]}" for s in listed)
+    return ", ".join(fingerprints(secrets)) or "— (from settings)"
 
 
 class TargetForm(forms.ModelForm):
@@ -89,6 +86,16 @@ class TargetAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def save_model(self, request: HttpRequest, obj: Target, form: forms.ModelForm,
+                   change: bool) -> None:
+        """Saved with its event, as the API saves it (``services.targets``)."""
+        fields = [name for name in SETTINGS if name in form.changed_data
+                  and (name not in SECRET_FIELDS or form.data.get(name))]
+        with transaction.atomic():  # inside the admin view's own transaction
+            super().save_model(request, obj, form, change)
+            target_configured_record(obj, actor=request.user.get_username(),
+                                     change="changed" if change else "created", fields=fields)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Target]:
         return targets_with_health(super().get_queryset(request), now=timezone.now())
