@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db import connection
 
-from clawdbot.contract import js_iso_timestamp
+from clawdbot.contract import RISK_STATUSES, js_iso_timestamp
 from clawdbot.counting import Count, capped_count
 from feed_app.exceptions import BadQuery, MilestoneNotFound
 from feed_app.models import DeadLetter, FeedItem
@@ -121,17 +121,32 @@ def feed_last_position() -> int:
 class LivePage:
     items: list[FeedItem]  # newest timestampUtc first
     after: int  # where the page's WebSocket continues: ``?after=<after>``
+    next_before: tuple[datetime, int] | None = None  # the older page's cursor, if any
 
 
-def feed_live_page(*, limit: int) -> LivePage:
-    """The newest ``limit`` milestones and the position the live socket continues from.
+def feed_live_page(*, limit: int, scope: str | None = None, risk_status: str | None = None,
+                   source: str | None = None) -> LivePage:
+    """The newest ``limit`` milestones (of a scope, risk or source if given) and the
+    position the live socket continues from.
 
     The position is read first and the items are capped at it, so a milestone committed
     between the two reads comes over the socket instead of missing from both.
     """
     after = feed_last_position()
-    items = FeedItem.objects.filter(position__lte=after).order_by("-timestamp", "-position")
-    return LivePage(items=list(items[:limit]), after=after)
+    items = FeedItem.objects.filter(position__lte=after)
+    for field, value in (("scope", scope), ("risk_status", risk_status), ("source", source)):
+        if value:
+            items = items.filter(**{field: value})
+    listed = list(items.order_by("-timestamp", "-position")[:limit])
+    last = listed[-1] if len(listed) == limit else None
+    return LivePage(items=listed, after=after,
+                    next_before=(last.timestamp, last.position) if last else None)
+
+
+def feed_risk_counts() -> dict[str, Count]:
+    """Stored milestones by risk status, each exact up to the count cap (an index read)."""
+    return {risk: capped_count(FeedItem.objects.filter(risk_status=risk))
+            for risk in RISK_STATUSES}
 
 
 def dead_letter_list(*, limit: int = 50, before: int | None = None) -> tuple[list[dict], Count]:

@@ -7,6 +7,7 @@ A module of browser tests puts ``*BROWSER_MARKS`` in its ``pytestmark`` and asks
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +28,13 @@ def browser_test(test):
     for mark in BROWSER_MARKS:
         test = mark(test)
     return test
+
+
+#: The screenshots the README shows, rewritten by the browser tests that take them.
+DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
+
+
+def docs_screenshot(page, name: str) -> None:
+    """Save the page's full screenshot as docs/img/``name`` (the README shows it)."""
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS_IMG / name), full_page=True)

@@ -79,10 +79,14 @@ def dead_letter_args(query: Mapping[str, str]) -> dict[str, Any]:
             "before": int_param(query, "before")}
 
 
+def feed_cursor_text(timestamp: datetime, position: int) -> str:
+    """The ``nextCursor`` naming the page after the row (timestamp, position)."""
+    return f"{(timestamp - _EPOCH) // _MICROSECOND}_{position}"
+
+
 def feed_page_json(page: FeedPage) -> str:
     """The body of ``GET /api/milestones/latest``, written without re-serialising."""
     cursor = "null"
     if page.next_before is not None:
-        timestamp, position = page.next_before
-        cursor = f'"{(timestamp - _EPOCH) // _MICROSECOND}_{position}"'
+        cursor = f'"{feed_cursor_text(*page.next_before)}"'
     return f'{{"ok":true,"items":{page.items_json},"nextCursor":{cursor}}}'

@@ -29,7 +29,17 @@ def with_reason(
     ``None`` once applied (the caller redirects); the reason page until then. ``hidden``
     are the fields the page posts back (the changelist action and its selection).
     """
-    form = ReasonForm(request.POST if "apply" in request.POST else None)
+    return with_form(modeladmin, request, objects, title=title, form_class=ReasonForm,
+                     hidden=hidden, apply=lambda obj, who, data: apply(obj, who, data["reason"]))
+
+
+def with_form(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, objects: Iterable[_M], *, title: str,
+    form_class: type[forms.Form], apply: Callable[[_M, str, dict[str, Any]], object],
+    hidden: dict[str, Any] | None = None,
+) -> HttpResponse | None:
+    """``with_reason`` with any form: its cleaned data goes to ``apply``."""
+    form = form_class(request.POST if "apply" in request.POST else None)
     objects = list(objects)
     if not form.is_valid():
         context = {**modeladmin.admin_site.each_context(request), "title": title,
@@ -39,7 +49,7 @@ def with_reason(
     done, failed = 0, 0
     for obj in objects:
         try:
-            apply(obj, request.user.get_username(), form.cleaned_data["reason"])
+            apply(obj, request.user.get_username(), form.cleaned_data)
             done += 1
         except DomainError as exc:
             failed += 1

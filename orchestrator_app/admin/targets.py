@@ -18,11 +18,17 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from clawdbot.console.templatetags.console import badge, ms, success_rate
-from orchestrator_app.admin.common import action_hidden, with_reason
+from clawdbot.contract import webhook_secret_valid
+from orchestrator_app.admin.common import action_hidden, with_form, with_reason
 from orchestrator_app.health import targets_with_health
 from orchestrator_app.models import Target
 from orchestrator_app.services import triage
-from orchestrator_app.services.targets import SETTINGS, fingerprints, target_configured_record
+from orchestrator_app.services.targets import (
+    SETTINGS,
+    fingerprints,
+    target_configured_record,
+    target_rotate_secrets,
+)
 
 SECRET_FIELDS = ("legacy_secrets", "webhook_secrets")
 
@@ -62,12 +68,43 @@ class TargetForm(forms.ModelForm):
         return cleaned
 
 
+class RotateSecretsForm(forms.Form):
+    """New secrets for the rotate action: each goes first, the held ones stay after it."""
+
+    signing_secret = forms.CharField(
+        required=False, min_length=16, widget=forms.PasswordInput(render_value=False),
+        label="New legacy signing secret", help_text="Signs from now on; blank: unchanged.")
+    webhook_secret = forms.CharField(
+        required=False, widget=forms.PasswordInput(render_value=False),
+        label="New webhook secret (whsec_…)", help_text="Blank: unchanged.")
+
+    def clean_webhook_secret(self) -> str:
+        value = self.cleaned_data["webhook_secret"].strip()
+        if value and not webhook_secret_valid(value):
+            raise forms.ValidationError("A webhook secret is 'whsec_' followed by base64.")
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not cleaned.get("signing_secret") and not cleaned.get("webhook_secret"):
+            raise forms.ValidationError("Give a new signing secret, a webhook secret, or both.")
+        if "," in cleaned.get("signing_secret", ""):
+            raise forms.ValidationError("One secret at a time, no comma.")
+        return cleaned
+
+    @staticmethod
+    def secrets(data: dict[str, Any]) -> dict[str, str]:
+        return {field: data[name].strip() for name, field in (
+            ("signing_secret", "legacy_secrets"), ("webhook_secret", "webhook_secrets"))
+            if data.get(name)}
+
+
 @admin.register(Target)
 class TargetAdmin(admin.ModelAdmin):
     form = TargetForm
     list_display = ("name", "resolved", "state", "last", "rate", "failing", "due_count",
                     "undeliverable_count")
-    actions = ["send_test", "pause", "resume"]
+    actions = ["send_test", "pause", "resume", "rotate_secrets"]
     # A URL typed without a scheme is taken as https (Django 6's default, chosen now).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
@@ -164,6 +201,18 @@ class TargetAdmin(admin.ModelAdmin):
         return with_reason(self, request, queryset, title="Pause",
                            hidden=action_hidden(request, queryset), apply=lambda t, who, why:
                            triage.target_pause(name=t.name, actor=who, reason=why))
+
+    @admin.action(description="Rotate secrets of selected targets (the old ones keep verifying)",
+                  permissions=["change"])
+    def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[Target]
+                       ) -> HttpResponse | None:
+        def rotate(target: Target, who: str, data: dict[str, Any]) -> object:
+            return target_rotate_secrets(name=target.name, actor=who,
+                                         secrets=RotateSecretsForm.secrets(data))
+
+        return with_form(self, request, queryset, title="Rotate secrets",
+                         form_class=RotateSecretsForm, hidden=action_hidden(request, queryset),
+                         apply=rotate)
 
     @admin.action(description="Resume selected targets (with a reason)", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Target]) -> HttpResponse | None:

@@ -94,6 +94,25 @@ def test_send_test_milestone_goes_to_the_selected_target_only(admin_client,
                                                           Status.PENDING)
 
 
+def test_rotate_secrets_action_asks_for_the_new_secret_and_keeps_the_old_after_it(
+        admin_client):
+    from clawdbot.contract import generate_legacy_secret
+    from orchestrator_app.models import Target
+
+    old, new = generate_legacy_secret(), generate_legacy_secret()
+    target = TargetFactory(name="rotated", legacy_secrets=old)
+    chosen = {"action": "rotate_secrets", "_selected_action": [str(target.pk)]}
+    asked = admin_client.post("/admin/orchestrator_app/target/", chosen)
+    assert b"New legacy signing secret" in asked.content
+    refused = admin_client.post("/admin/orchestrator_app/target/", {**chosen, "apply": "1"})
+    assert b"Give a new signing secret" in refused.content
+    done = admin_client.post("/admin/orchestrator_app/target/",
+                             {**chosen, "apply": "1", "signing_secret": new}, follow=True)
+    assert b"Rotate secrets: 1 done" in done.content
+    assert Target.objects.get(name="rotated").legacy_secret_list() == [new, old]
+    assert new.encode() not in done.content and old.encode() not in done.content
+
+
 def test_console_logs_a_line_per_rejection_dead_letter_pause_and_requeue(caplog):
     TargetFactory(name="t", retry_schedule="0")
     milestone_emit(event=MilestoneEventFactory())

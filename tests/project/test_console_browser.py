@@ -6,8 +6,6 @@ Screenshots of the screens are written to docs/img/ (the README shows them).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -15,13 +13,11 @@ from orchestrator_app.models import Delivery, Status
 from orchestrator_app.services.delivery import deliveries_run
 from orchestrator_app.services.emit import milestone_emit
 from orchestrator_app.transport import default_transport
-from tests.browser import BROWSER_MARKS
+from tests.browser import BROWSER_MARKS, docs_screenshot
 from tests.factories import MilestoneEventFactory
 from tests.liveserver import asgi_server
 from tests.orchestrator.conftest import Receiver
 from tests.orchestrator.factories import TargetFactory
-
-IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 pytestmark = [
     *BROWSER_MARKS,
@@ -62,11 +58,6 @@ def operator_page(server, browser):
     return page
 
 
-def _shot(page, name: str) -> None:
-    IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMG / name), full_page=True)
-
-
 def _no_wider_than_the_page(page) -> None:
     assert page.evaluate(
         "document.documentElement.scrollWidth <= document.documentElement.clientWidth")
@@ -87,14 +78,14 @@ def test_operator_finds_a_dead_letter_in_two_clicks_requeues_it_and_it_is_delive
     page.goto(f"{server}/admin/")
     _no_wider_than_the_page(page)
     assert page.locator("#cb-delivery-chart svg rect").count() > 0
-    _shot(page, "console-index.png")
+    docs_screenshot(page, "console-index.png")
     page.click("#cb-outbox-dead")  # click 1: the dead letters of the outbox
     page.click(f"a[href*='/delivery/{rejected.pk}/change/']")  # click 2: this one
     page.wait_for_selector("#cb-requeue")
     _no_wider_than_the_page(page)
     assert page.locator("input[name=_save]").count() == 0
     assert page.locator("#cb-internal[open]").count() == 0  # internal fields collapsed
-    _shot(page, "console-delivery.png")
+    docs_screenshot(page, "console-delivery.png")
 
     page.click("#cb-requeue summary")
     page.fill("#cb-requeue-reason", "receiver fixed its validation")
@@ -120,7 +111,7 @@ def test_target_list_shows_the_failing_target(server, operator_page, receiver):
     assert broken.locator(".cb-alert").count() == 1  # failing since
     assert "0%" in broken.inner_text()
     assert "100%" in page.locator("#result_list").inner_text()  # the healthy one
-    _shot(page, "console-targets.png")
+    docs_screenshot(page, "console-targets.png")
 
 
 def test_feed_dead_letter_page_shows_errors_and_the_body(server, operator_page):
@@ -140,4 +131,4 @@ def test_feed_dead_letter_page_shows_errors_and_the_body(server, operator_page):
     _no_wider_than_the_page(page)
     assert "riskStatus" in page.locator(".cb-field-errors").inner_text()
     assert "the outbox delivery with this key" in page.content()
-    _shot(page, "console-feed-dead-letter.png")
+    docs_screenshot(page, "console-feed-dead-letter.png")

@@ -6,7 +6,10 @@ real pipeline: emitted, delivered signed over HTTP by the worker, ingested by th
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -29,8 +32,9 @@ class Command(BaseCommand):
     help = "Emit a few sample milestones, only if no milestone was ever emitted."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--wait-for-server", action="store_true",
-                            help="first wait until GET /api/health answers on HOST:PORT")
+        parser.add_argument(
+            "--wait-for-server", action="store_true",
+            help="first wait until the web server on HOST:PORT reaches its database")
         parser.add_argument("--timeout", type=float, default=60.0,
                             help="seconds to wait for the server (default: 60)")
 
@@ -52,7 +56,13 @@ class Command(BaseCommand):
                 with urllib.request.urlopen(url, timeout=2) as answer:
                     if answer.status == 200:
                         return
-            except OSError:  # not listening yet, or not healthy (HTTPError) yet
+            except urllib.error.HTTPError as exc:
+                # 503 with the database up: the web serves, the worker is not up yet (the
+                # milestones wait in the outbox for it).
+                with contextlib.suppress(ValueError):
+                    if exc.code == 503 and json.loads(exc.read()).get("database") == "up":
+                        return
+            except OSError:  # not listening yet
                 pass
             time.sleep(0.2)  # pacing the health checks of a server that is starting
         raise CommandError(f"{url} did not answer within {timeout:g}s")
