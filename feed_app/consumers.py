@@ -44,11 +44,16 @@ class MilestoneConsumer(AsyncWebsocketConsumer):
         except TimeoutError:  # the database cannot be reached: nothing to promise
             await self.close(code=1011)
             return
+        # Subscribed: every batch the hub reads from here on is queued for this socket, so
+        # "live only" starts at the hub's cursor, fixed before the handshake completes: a
+        # client whose socket is open gets every milestone committed after that.
+        live_from = self._hub.cursor
         await self.accept()
         self._counted = True
         metrics.WS_CONNECTIONS.inc()
-        self.last_sent = after if after >= 0 else await _last_position()
-        await self._send_stored()
+        self.last_sent = after if after >= 0 else live_from
+        if self.last_sent < live_from:  # behind the hub: the catch-up is in the database
+            await self._send_stored()
         self._pump = asyncio.create_task(self._send_live())
 
     def _enqueue(self, batch: live.Batch) -> None:
@@ -103,11 +108,6 @@ def _after(query_string: bytes) -> int | None:
     except ValueError:
         return None
     return after if after >= 0 else None
-
-
-@database_sync_to_async
-def _last_position() -> int:
-    return selectors.feed_last_position()
 
 
 @database_sync_to_async
