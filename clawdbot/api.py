@@ -91,7 +91,11 @@ def _health(*, staff: bool) -> Response:
     if not workers.alive:
         body["reason"] = "no outbox worker has a heartbeat in the last " \
                          f"{HEARTBEAT_STALE_S:g} s"
-        return Response(body, status=503, headers={"Retry-After": "5"})
+        response = Response(body, status=503, headers={"Retry-After": "5"})
+        # An answer, not a server error: a load balancer polling it while the workers are
+        # down must not write an ERROR line per poll (the state is in /metrics).
+        response._has_been_logged = True  # type: ignore[attr-defined]
+        return response
     return Response(body)
 
 
