@@ -44,8 +44,11 @@ GRACEFUL_S = 10
 def web_concurrency() -> int:
     """``WEB_CONCURRENCY``: the number of web processes; by default one per core.
 
-    Measured on 2 cores (docs/PERFORMANCE.md, "Web processes"): 2 serve the ingest 1.6x
-    faster than 1, and 3 no faster than 2.
+    Measured on 2 cores (docs/PERFORMANCE.md, "Full runs on this main"): since the lean hot
+    path, one process serves the signed ingest alone about 20 % faster than two (the web,
+    PostgreSQL and the load share two cores); two are the default all the same, so each
+    process fans out to its own share of the sockets and one process dying leaves the
+    site up. ``WEB_CONCURRENCY=1`` is the faster choice for ingest alone on 2 cores.
     """
     value = os.environ.get("WEB_CONCURRENCY", "").strip()
     if not value:
