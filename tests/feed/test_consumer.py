@@ -209,6 +209,43 @@ def test_a_listener_that_lost_its_connection_sends_what_was_committed_meanwhile(
     assert received == stored
 
 
+def test_a_wake_up_costs_one_read_per_process_whatever_the_number_of_sockets(monkeypatch):
+    from feed_app import consumers
+
+    reads = {"hub": 0, "socket": 0}
+    hub_read, socket_read = live.Hub._read, consumers._frames_after
+
+    async def counted_hub_read(self, conn):  # type: ignore[no-untyped-def]
+        reads["hub"] += 1
+        await hub_read(self, conn)
+
+    async def counted_socket_read(position: int):  # type: ignore[no-untyped-def]
+        reads["socket"] += 1
+        return await socket_read(position)
+
+    monkeypatch.setattr(live.Hub, "_read", counted_hub_read)
+    monkeypatch.setattr(consumers, "_frames_after", counted_socket_read)
+
+    async def scenario() -> list[list[int]]:
+        sockets = [await _connect() for _ in range(40)]
+        stored: list[int] = []
+        received: list[list[int]] = [[] for _ in sockets]
+        for _ in range(3):  # one commit, one NOTIFY, one wake-up each
+            stored += await sync_to_async(_store)(1)
+            for socket, got in zip(sockets, received, strict=True):
+                got += [m["position"] for m in await _receive(socket, 1)]
+        for socket in sockets:
+            await socket.disconnect()
+        return [stored, *received]
+
+    stored, *received = async_to_sync(scenario)()
+    assert all(got == stored for got in received)
+    assert reads["socket"] == 0  # no socket read the database
+    # One read per wake-up for the 40 sockets of the process (a notification that arrives
+    # during a read costs one empty read more), not one per socket.
+    assert 3 <= reads["hub"] <= 6
+
+
 def _terminate_listeners() -> None:
     from django.db import connection
 
