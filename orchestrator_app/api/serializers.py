@@ -211,8 +211,7 @@ class TargetSerializer(serializers.Serializer):
         return getattr(target, "last_outcome", None)
 
     def get_lastAttemptAtUtc(self, target: Target) -> str | None:
-        at = getattr(target, "last_attempt_at", None)
-        return js_iso_timestamp(at) if at else None
+        return _iso(getattr(target, "last_attempt_at", None))
 
     def get_successRate24h(self, target: Target) -> float | None:
         return success_rate(target)

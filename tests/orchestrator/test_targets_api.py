@@ -15,6 +15,11 @@ from clawdbot import encryption
 from clawdbot.contract import generate_legacy_secret, generate_webhook_secret
 from clawdbot.eventstore.models import Event
 from orchestrator_app.models import Target
+from orchestrator_app.services.delivery import deliveries_run
+from orchestrator_app.services.emit import milestone_emit
+from orchestrator_app.transport import TransportResponse
+from tests.factories import MilestoneEventFactory
+from tests.orchestrator.conftest import FakeTransport
 from tests.orchestrator.factories import TargetFactory
 
 pytestmark = pytest.mark.django_db
@@ -68,6 +73,15 @@ def test_a_created_target_shows_fingerprints_and_stores_its_secrets_encrypted(ap
     listed = api.get(TARGETS).json()["items"]
     assert [t["name"] for t in listed] == ["billing"]
     assert legacy not in api.get(f"{TARGETS}/billing").content.decode()
+
+
+def test_a_target_shows_its_health_once_attempts_were_made(api):
+    TargetFactory(name="answering", retry_schedule="0")
+    milestone_emit(event=MilestoneEventFactory(), targets=[Target.objects.get(name="answering")])
+    deliveries_run(transport=FakeTransport(default=TransportResponse(200, b'{"ok":true}')))
+    body = api.get(f"{TARGETS}/answering").json()
+    assert body["lastStatus"] == "delivered" and body["successRate24h"] == 1.0
+    assert body["lastAttemptAtUtc"].endswith("Z") and body["due"] == 0
 
 
 def test_each_change_is_an_event_naming_the_fields_and_never_a_secret(api):
