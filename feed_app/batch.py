@@ -30,7 +30,7 @@ from feed_app.checks import IngestRequest, Refused
 from feed_app.exceptions import BodyTooLarge, IngestRejected
 from feed_app.models import FeedItem
 from feed_app.projections import MILESTONE_ACCEPTED
-from feed_app.services import _database_available, rejection_record
+from feed_app.services import _database_available, duplicates_count, rejection_record
 
 #: At most this many envelopes per batch (SPEC §10).
 MAX_ENVELOPES = 1000
@@ -201,6 +201,7 @@ def _batch_store(batch: Batch, scheme: str, remote_addr: str) -> BatchResult:
     items = tuple(r if r is None or r.status != "duplicate" or r.idempotency_key is None
                   else ItemResult(r.idempotency_key, "duplicate", first_of[r.idempotency_key])
                   for r in results)
+    duplicates_count(sum(1 for r in items if r is not None and r.status == "duplicate"))
     return BatchResult(batch.batch_id, tuple(r for r in items if r is not None))
 
 

@@ -111,3 +111,18 @@ class RejectionWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.remote_addr} {self.minute:%Y-%m-%d %H:%M}: {self.hits}"
+
+
+class DuplicateHour(models.Model):
+    """Duplicate ingests counted per hour (the console's ingest chart): a duplicate stores
+    nothing else, so this is the one trace of it. One row per hour, kept as long as
+    rejection details (``feed_app.tasks.rejections_expire``)."""
+
+    hour = models.DateTimeField(primary_key=True)
+    count = models.BigIntegerField()
+
+    class Meta:
+        db_table = "feed_duplicate_hour"
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00: {self.count}"

@@ -31,7 +31,7 @@ def _hours(now: datetime) -> list[datetime]:
 
 
 def ingest_overview(*, now: datetime) -> IngestOverview:
-    slots = {h: {"accepted": 0, "rejected": 0} for h in _hours(now)}
+    slots = {h: {"accepted": 0, "duplicate": 0, "rejected": 0} for h in _hours(now)}
     start = min(slots)
     with connection.cursor() as cursor:
         cursor.execute("SELECT date_trunc('hour', received_at), count(*) FROM feed_item "
@@ -39,6 +39,10 @@ def ingest_overview(*, now: datetime) -> IngestOverview:
         for hour, n in cursor.fetchall():
             if hour in slots:
                 slots[hour]["accepted"] += n
+        cursor.execute("SELECT hour, count FROM feed_duplicate_hour WHERE hour >= %s", [start])
+        for hour, n in cursor.fetchall():
+            if hour in slots:
+                slots[hour]["duplicate"] += int(n)
         cursor.execute("SELECT date_trunc('hour', last_at), sum(count) FROM feed_rejection "
                        "WHERE last_at >= %s GROUP BY 1", [start])
         for hour, n in cursor.fetchall():

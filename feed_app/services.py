@@ -105,11 +105,24 @@ def _milestone_store(accept: MilestoneAccept) -> IngestResult:
     except ConcurrencyError:
         stored = (FeedItem.objects.filter(idempotency_key=accept.data["idempotencyKey"])
                   .values_list("milestone_id", flat=True).first())
+        duplicates_count(1)
         return IngestResult("duplicate", stored if stored is not None else accept.milestone_id)
     return IngestResult("accepted", accept.milestone_id, recorded.position)
 
 
 _DUPLICATE_OF = "SELECT milestone_id FROM feed_item WHERE idempotency_key = %s"
+#: Duplicates counted in their hour (``DuplicateHour``): one row per hour, so bounded.
+COUNT_DUPLICATES = (
+    "INSERT INTO feed_duplicate_hour AS d (hour, count) VALUES "
+    "(date_trunc('hour', statement_timestamp()), %s) "
+    "ON CONFLICT (hour) DO UPDATE SET count = d.count + excluded.count")
+
+
+def duplicates_count(n: int) -> None:
+    """Count ``n`` duplicate ingests in this hour (in the caller's transaction, if any)."""
+    if n:
+        with connection.cursor() as cursor:
+            cursor.execute(COUNT_DUPLICATES, [n])
 
 
 async def milestone_store_async(accept: MilestoneAccept) -> IngestResult:
@@ -131,6 +144,7 @@ async def milestone_store_async(accept: MilestoneAccept) -> IngestResult:
             if row is None:
                 cursor = await conn.execute(_DUPLICATE_OF, [accept.data["idempotencyKey"]])
                 stored = await cursor.fetchone()
+                await conn.execute(COUNT_DUPLICATES, [1], prepare=True)
     except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
         logger.warning("database unavailable during ingest: %s", exc)
         raise ServiceUnavailable() from exc

@@ -44,6 +44,7 @@ def rejections_expire(*, now: datetime | None = None) -> int:
                 break
         cursor.execute("DELETE FROM feed_rejection_window WHERE minute < %s",
                        [current - WINDOW_KEEP])
+        cursor.execute("DELETE FROM feed_duplicate_hour WHERE hour < %s", [cutoff])
     if deleted:
         log.info("expired %d rejection rows recorded before %s", deleted, cutoff.isoformat())
     return deleted

@@ -15,7 +15,7 @@ from orchestrator_app.health import OutboxOverview, outbox_overview
 from orchestrator_app.models import UNDELIVERABLE_STATUSES
 
 DELIVERY_SERIES = (("delivered", "#1a7f37"), ("failed", "#bf8700"), ("rejected", "#cf222e"))
-INGEST_SERIES = (("accepted", "#0969da"), ("rejected", "#cf222e"))
+INGEST_SERIES = (("accepted", "#0969da"), ("duplicate", "#8250df"), ("rejected", "#cf222e"))
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,17 @@ def test_the_retention_period_is_a_setting(db):
     assert tasks.rejections_expire() == 1
 
 
+@override_settings(MILESTONE_REJECTION_RETENTION_DAYS=1)
+def test_duplicate_counts_are_kept_as_long_as_rejection_details(db):
+    from feed_app.models import DuplicateHour
+
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    DuplicateHour.objects.create(hour=now - timedelta(days=2), count=5)
+    DuplicateHour.objects.create(hour=now, count=3)
+    tasks.rejections_expire()
+    assert list(DuplicateHour.objects.values_list("count", flat=True)) == [3]
+
+
 def test_the_retention_task_is_scheduled(db):
     from django_q.models import Schedule
 

@@ -6,6 +6,7 @@ Screenshots of the screens are written to docs/img/ (the README shows them).
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -14,7 +15,8 @@ from orchestrator_app.services.delivery import deliveries_run
 from orchestrator_app.services.emit import milestone_emit
 from orchestrator_app.transport import default_transport
 from tests.browser import BROWSER_MARKS, docs_screenshot
-from tests.factories import MilestoneEventFactory
+from tests.factories import EnvelopeFactory, MilestoneEventFactory
+from tests.feed.factories import signed
 from tests.liveserver import asgi_server
 from tests.orchestrator.conftest import Receiver
 from tests.orchestrator.factories import TargetFactory
@@ -74,10 +76,18 @@ def test_operator_finds_a_dead_letter_in_two_clicks_requeues_it_and_it_is_delive
     for _ in range(2):
         deliveries_run(transport=default_transport())
     rejected = Delivery.objects.get(target="partner", status=Status.REJECTED)
+    envelope = EnvelopeFactory()
+    for _ in range(2):  # accepted, then a duplicate
+        httpx.post(f"{server}/internal/milestones/ingest", content=signed(envelope)[0],
+                   headers=signed(envelope)[1])
+    httpx.post(f"{server}/internal/milestones/ingest", content=b"{}")  # rejected
 
     page.goto(f"{server}/admin/")
     _no_wider_than_the_page(page)
     assert page.locator("#cb-delivery-chart svg rect").count() > 0
+    ingest_bars = page.locator("#cb-ingest-chart svg rect title").all_text_contents()
+    assert {t.split(": ", 1)[1] for t in ingest_bars} == {"1 accepted", "1 duplicate",
+                                                          "1 rejected"}
     docs_screenshot(page, "console-index.png")
     page.click("#cb-outbox-dead")  # click 1: the dead letters of the outbox
     page.click(f"a[href*='/delivery/{rejected.pk}/change/']")  # click 2: this one
