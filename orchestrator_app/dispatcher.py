@@ -126,17 +126,25 @@ def _wait(listener: psycopg.Connection | None, waker: _Waker,
         return None
 
 
-def _heartbeat(listener: psycopg.Connection | None, last: float) -> float:
-    """Every ``HEARTBEAT_S``, a statement on the listening connection: its
-    ``state_change`` in ``pg_stat_activity`` is the worker's heartbeat (``/api/health``)."""
+def _heartbeat(listener: psycopg.Connection | None, last: float
+               ) -> tuple[psycopg.Connection | None, float]:
+    """Every ``HEARTBEAT_S``, a statement on the listening connection (opening it first if
+    need be): its ``state_change`` in ``pg_stat_activity`` is the worker's heartbeat
+    (``/api/health``). Run on every turn of the loop, so a worker draining a backlog,
+    which never waits, keeps beating."""
     now = time.monotonic()
-    if listener is None or now - last < HEARTBEAT_S:
-        return last
+    if now - last < HEARTBEAT_S:
+        return listener, last
     try:
-        listener.execute("SELECT 1")
-    except psycopg.Error:
-        listener.close()  # reconnected by the next _wait
-    return now
+        if listener is None or listener.closed:
+            listener = _listen()  # its LISTEN is a beat
+        else:
+            listener.execute("SELECT 1")
+    except (psycopg.Error, OSError):
+        if listener is not None:
+            listener.close()
+        return None, now  # the database is away: _wait reports it and paces the retries
+    return listener, now
 
 
 class _Senders:
@@ -246,6 +254,7 @@ def dispatch_forever(*, stop: threading.Event, transport: Transport | None = Non
     listener: psycopg.Connection | None = None
     beat = 0.0
     while not stop.is_set():
+        listener, beat = _heartbeat(listener, beat)
         try:
             if _claim(senders, worker):
                 continue  # more may be due already
@@ -254,7 +263,6 @@ def dispatch_forever(*, stop: threading.Event, transport: Transport | None = Non
             close_old_connections()
             connection.close()
         listener = _wait(listener, waker, stop)
-        beat = _heartbeat(listener, beat)
     recorder.close()
     waker.close()
     if listener is not None:

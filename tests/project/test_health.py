@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -43,6 +44,29 @@ def test_a_running_worker_makes_health_ok_with_its_heartbeat(client, running_wor
     beat = datetime.fromisoformat(body["worker"]["lastHeartbeatUtc"].replace("Z", "+00:00"))
     assert abs(datetime.now(UTC) - beat) < timedelta(seconds=30)
     assert set(body) == {"ok", "database", "worker", "channelLayer"}
+
+
+def test_a_worker_draining_a_backlog_without_a_pause_keeps_its_heartbeat(
+        client, transactional_db, monkeypatch):
+    busy = threading.Event()
+
+    def always_more_due(senders, worker):  # type: ignore[no-untyped-def]
+        busy.set()
+        time.sleep(0.01)  # pacing the fake claims; the loop never reaches its wait
+        return True
+
+    monkeypatch.setattr(dispatcher, "_claim", always_more_due)
+    stop = threading.Event()
+    thread = threading.Thread(target=dispatcher.dispatch_forever, kwargs={"stop": stop},
+                              daemon=True)
+    thread.start()
+    try:
+        wait_for(busy.is_set, what="the dispatcher to claim")
+        wait_for(lambda: client.get("/api/health").status_code == 200,
+                 what="a busy worker's heartbeat")
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def test_anonymous_callers_get_no_version_string_and_staff_do(client, admin_client):
