@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from django.core.exceptions import ImproperlyConfigured
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -51,7 +52,6 @@ EMITTED = Counter("clawdbot_milestones_emitted", "Milestones emitted by the orch
 #: Open live-page WebSockets, summed over the processes alive now.
 WS_CONNECTIONS = Gauge("clawdbot_ws_connections", "Open live-feed WebSocket connections.",
                        multiprocess_mode="livesum")
-_FLOWS = (INGEST, DELIVERIES, ATTEMPT_SECONDS, EMITTED, WS_CONNECTIONS)
 
 
 def directory_prepare(path: Path, *, empty: bool = False) -> None:
@@ -61,10 +61,6 @@ def directory_prepare(path: Path, *, empty: bool = False) -> None:
     if empty:
         for stale in path.glob("*.db"):
             stale.unlink(missing_ok=True)
-
-
-def _multiprocess() -> bool:
-    return values.ValueClass is not values.MutexValue
 
 
 def ingest_count(status: str, reason: str = "", n: int = 1) -> None:
@@ -126,35 +122,18 @@ class _Figures:
     head: int
 
 
-# Per target: the due deliveries (capped) and the oldest, each an index read
-# (the delivery_target_due index).
-_DUE = """
-SELECT t.name,
-       (SELECT count(*) FROM (SELECT 1 FROM orchestrator_delivery d WHERE d.target = t.name
-          AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= %(now)s
-          LIMIT %(cap)s) capped),
-       coalesce(extract(epoch FROM %(now)s - (SELECT min(d.next_attempt_at)
-          FROM orchestrator_delivery d WHERE d.target = t.name
-          AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= %(now)s)), 0)
-FROM orchestrator_target t ORDER BY t.name
-"""
-
-
 def _state_read() -> _Figures:
-    from django.db import connection
     from django.utils import timezone
 
-    from clawdbot.counting import COUNT_CAP, capped_count
+    from clawdbot.counting import capped_count
+    from clawdbot.eventstore import store
     from feed_app.models import DeadLetter
-    from orchestrator_app.health import workers_alive
+    from orchestrator_app.health import targets_due, workers_alive
     from orchestrator_app.models import Delivery, Status, TargetPause
 
     now = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(_DUE, {"now": now, "cap": COUNT_CAP + 1})
-        due = [(name, int(n), float(waited)) for name, n, waited in cursor.fetchall()]
-        cursor.execute("SELECT coalesce(max(position), 0) FROM eventstore_event")
-        (head,) = cursor.fetchone()
+    due = [(name, int(n), (now - oldest).total_seconds() if oldest else 0.0)
+           for name, n, oldest in targets_due(now=now)]
     return _Figures(
         due=due,
         by_status={s.value: capped_count(Delivery.objects.filter(status=s.value)).value
@@ -162,18 +141,18 @@ def _state_read() -> _Figures:
         feed_dead_letters=capped_count(DeadLetter.objects.all()).value,
         targets_paused=capped_count(TargetPause.objects.all()).value,
         workers=workers_alive().alive,
-        head=int(head),
+        head=store.last_position(),
     )
 
 
 def exposition() -> tuple[bytes, str]:
     """The scrape: every process's flows, then the state; and its content type."""
+    if values.ValueClass is values.MutexValue:  # counts of this process alone: wrong
+        raise ImproperlyConfigured(
+            f"prometheus_client was imported before {ENV} was set (clawdbot.settings sets "
+            "it): the counts would be one process's, not the host's")
     registry = CollectorRegistry()
-    if _multiprocess():
-        _forget_dead(os.environ[ENV])
-        multiprocess.MultiProcessCollector(registry, path=os.environ[ENV])
-    else:  # one process (no metrics directory): this process's own counts
-        for metric in _FLOWS:
-            registry.register(metric)
+    _forget_dead(os.environ[ENV])
+    multiprocess.MultiProcessCollector(registry, path=os.environ[ENV])
     registry.register(_State())
     return generate_latest(registry), CONTENT_TYPE_LATEST

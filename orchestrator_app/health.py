@@ -32,6 +32,9 @@ WINDOW = timedelta(hours=24)
 _ATTEMPTS = "orchestrator_delivery_attempt"
 _FINISHED = f"{_ATTEMPTS} a WHERE a.target = orchestrator_target.name AND a.outcome <> 'started'"
 _OK = "('delivered', 'duplicate')"
+# A target's deliveries due at %s, read through the delivery_target_due index.
+_DUE_NOW = ("FROM orchestrator_delivery d WHERE d.target = orchestrator_target.name "
+            "AND d.status IN ('pending', 'retrying') AND d.next_attempt_at <= %s")
 # Correlated with the target row; each reads the (target, attempted_at) index of one target.
 _HEALTH = {
     "last_outcome": f"SELECT a.outcome FROM {_FINISHED} ORDER BY a.attempted_at DESC LIMIT 1",
@@ -46,9 +49,7 @@ _HEALTH = {
                      f"orchestrator_target.name AND b.outcome IN {_OK} "
                      "ORDER BY b.attempted_at DESC LIMIT 1), '-infinity') "
                      "ORDER BY a.attempted_at LIMIT 1",
-    "due": "SELECT count(*) FROM (SELECT 1 FROM orchestrator_delivery d WHERE "
-           "d.target = orchestrator_target.name AND d.status IN ('pending', 'retrying') "
-           "AND d.next_attempt_at <= %s LIMIT %s) capped",
+    "due": f"SELECT count(*) FROM (SELECT 1 {_DUE_NOW} LIMIT %s) capped",
     "undeliverable": "SELECT count(*) FROM (SELECT 1 FROM orchestrator_delivery d WHERE "
                      "d.target = orchestrator_target.name AND d.status IN "
                      "('rejected', 'dead-letter') LIMIT %s) capped",
@@ -66,6 +67,15 @@ def targets_with_health(queryset: QuerySet[Target], *, now: datetime) -> QuerySe
         "undeliverable": [COUNT_CAP + 1]}
     return queryset.select_related("pause").annotate(**{
         name: RawSQL(f"({sql})", params.get(name, [])) for name, sql in _HEALTH.items()})
+
+
+def targets_due(*, now: datetime) -> list[tuple[str, int, datetime | None]]:
+    """Each target's deliveries due at ``now`` (counted up to ``COUNT_CAP + 1``) and the
+    due time of the oldest of them, by name."""
+    return list(Target.objects.order_by("name").annotate(
+        due=RawSQL(f"({_HEALTH['due']})", [now, COUNT_CAP + 1]),
+        oldest_due_at=RawSQL(f"(SELECT min(d.next_attempt_at) {_DUE_NOW})", [now]),
+    ).values_list("name", "due", "oldest_due_at"))
 
 
 def success_rate(target: Target) -> float | None:
