@@ -202,7 +202,7 @@ class TargetAdmin(admin.ModelAdmin):
                            hidden=action_hidden(request, queryset), apply=lambda t, who, why:
                            triage.target_pause(name=t.name, actor=who, reason=why))
 
-    @admin.action(description="Rotate secrets of selected targets (the old ones keep verifying)",
+    @admin.action(description="Rotate secrets of selected targets (the new one signs)",
                   permissions=["change"])
     def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[Target]
                        ) -> HttpResponse | None:

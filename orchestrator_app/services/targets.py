@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 SETTINGS = ("url", "is_active", "legacy_secrets", "webhook_secrets", "retry_schedule",
             "timeout_s", "supports_batch")
 SECRETS = ("legacy_secrets", "webhook_secrets")
-#: Secrets a target holds at most (the first signs, the rest still sign Standard Webhooks
-#: signatures so receivers can move over): rotating past it asks to remove old ones first.
+#: Secrets a target holds at most (the first signs; the rest are kept so that a rotation
+#: can be undone): rotating past it asks to remove old ones first.
 MAX_SECRETS = 5
 
 
@@ -114,8 +114,9 @@ def target_update(*, name: str, values: Mapping[str, Any], actor: str) -> Target
 
 
 def target_rotate_secrets(*, name: str, secrets: Mapping[str, str], actor: str) -> Target:
-    """Put each new secret first (it signs from now on); the old ones stay after it, so
-    receivers that still verify with them keep accepting, until a change removes them."""
+    """Put each new secret first: it alone signs from now on, so the receiver must accept
+    it already (docs/OPERATIONS.md). The old ones stay after it, not signing, until a
+    change that names the secrets to keep removes them."""
     with transaction.atomic(durable=True):
         target = _locked(name)
         values = {}

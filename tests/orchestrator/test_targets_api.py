@@ -122,7 +122,7 @@ def test_a_second_target_of_one_name_is_a_conflict_and_unknown_names_are_404(api
     assert api.patch(f"{TARGETS}/twice", {"name": "renamed"}).status_code == 400
 
 
-def test_rotating_puts_the_new_secret_first_and_keeps_the_old_ones_verifying(api):
+def test_rotating_puts_the_new_secret_first_to_sign_and_keeps_the_old_ones_after_it(api):
     old, new = generate_legacy_secret(), generate_legacy_secret()
     TargetFactory(name="rotating", legacy_secrets=old)
     response = api.post(f"{TARGETS}/rotating/rotate-secret", {"signingSecret": new})
