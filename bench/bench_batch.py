@@ -2,7 +2,8 @@
 
 * ``append_batch_events_per_s``: ``store.append_batch`` of ``BATCH`` new streams of one
   event each per call and transaction (the shape a batch ingest appends), one thread,
-  gap safety on (the append lock).
+  gap safety on (the append lock). ``append_batch_insert_path_per_s`` is the same with the
+  COPY path switched off (one ``INSERT ... SELECT`` per call), to show what COPY adds.
 * ``pg_multirow_insert_per_s`` / ``pg_copy_per_s``: PostgreSQL's own ceiling via psycopg,
   ``BATCH`` rows of the same columns and payload per statement and transaction (one
   multi-row INSERT, or one COPY), into a scratch table shaped like ``eventstore_event``
@@ -40,6 +41,7 @@ RATIOS = [
     ("append_batch_events_per_s", "pg_multirow_insert_per_s", "(share of the multi-row INSERT)"),
     ("append_batch_events_per_s", "pg_copy_per_s", "(share of COPY)"),
     ("append_batch_events_per_s", "batch_single_append_per_s", "(batched vs one per call)"),
+    ("append_batch_events_per_s", "append_batch_insert_path_per_s", "(COPY vs INSERT ... SELECT)"),
     ("bulk_ingest_per_s", "batch_single_ingest_rps", "(batched vs single envelopes)"),
 ]
 LIMITS = [
@@ -64,6 +66,7 @@ def run() -> dict[str, float]:
     results["pg_multirow_insert_per_s"] = _ceiling(copy=False)
     results["pg_copy_per_s"] = _ceiling(copy=True)
     results["append_batch_events_per_s"] = _append_batch()
+    results["append_batch_insert_path_per_s"] = _append_batch(copy=False)
     results["batch_single_append_per_s"] = _append_single()
     results.update(_http())
     results["backfill_100k_s"] = _backfill()
@@ -78,7 +81,7 @@ def _event_data(run_id: str, i: int) -> tuple[dict, dict]:
     return data, {"remoteAddr": "127.0.0.1", "batchId": f"bench-{run_id}"}
 
 
-def _append_batch() -> float:
+def _append_batch(*, copy: bool = True) -> float:
     from django.db import connection, transaction
 
     from clawdbot.eventstore import store
@@ -90,17 +93,23 @@ def _append_batch() -> float:
         calls.append([Append(f"bench-batch-{run_id}-{c}-{i}",
                              [NewEvent("bench.appended", *_event_data(run_id, c * BATCH + i))],
                              Expect.NO_STREAM) for i in range(BATCH)])
-    for appends in calls[:2]:  # warm: connection, prepared statement
-        with transaction.atomic():
-            store.append_batch(appends)
-    started = time.perf_counter()
-    for appends in calls[2:]:
-        with transaction.atomic():
-            outcomes = store.append_batch(appends)
-        if any(o.conflict for o in outcomes):
-            raise RuntimeError("append_batch: a new stream conflicted; void")
-    elapsed = time.perf_counter() - started
-    connection.close()
+    copy_from = store.COPY_FROM_EVENTS
+    if not copy:
+        store.COPY_FROM_EVENTS = BATCH + 1
+    try:
+        for appends in calls[:2]:  # warm: connection, prepared statement
+            with transaction.atomic():
+                store.append_batch(appends)
+        started = time.perf_counter()
+        for appends in calls[2:]:
+            with transaction.atomic():
+                outcomes = store.append_batch(appends)
+            if any(o.conflict for o in outcomes):
+                raise RuntimeError("append_batch: a new stream conflicted; void")
+        elapsed = time.perf_counter() - started
+    finally:
+        store.COPY_FROM_EVENTS = copy_from
+        connection.close()
     return CALLS * BATCH / elapsed
 
 

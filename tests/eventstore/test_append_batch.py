@@ -12,6 +12,14 @@ from clawdbot.eventstore.store import Append, Expect, NewEvent
 from tests.helpers import wait_for
 
 
+@pytest.fixture(autouse=True, params=["insert", "copy"])
+def append_path(request, monkeypatch):
+    """Every test runs on both ways a batch is written: one INSERT ... SELECT, or positions
+    reserved under the lock and the events COPYed in (large batches)."""
+    monkeypatch.setattr(store, "COPY_FROM_EVENTS", 10**9 if request.param == "insert" else 1)
+    return request.param
+
+
 def _events(*types: str) -> list[NewEvent]:
     return [NewEvent(t, {"n": i}) for i, t in enumerate(types)]
 
@@ -179,3 +187,55 @@ def test_concurrent_batches_claiming_the_same_new_stream_store_it_once():
     assert sorted(results) == [[False, True]] * 3 + [[True, True]]
     assert len(store.read_stream("shared")) == 1
     assert all(store.stream_version(f"own-{n}") == 1 for n in range(4))
+
+
+def _waiting_on_a_row_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND wait_event = 'transactionid'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_written_around_the_lock_is_still_never_duplicated():
+    """The unique (stream, version) index has the final word: a row inserted without the
+    append lock (by hand, say) and committed while a batch writes the same version makes
+    that stream a conflict, and the batch's other streams are written."""
+    from clawdbot.eventstore.models import Event
+
+    inserted, release = threading.Event(), threading.Event()
+    results: list[list[bool]] = []
+
+    def by_hand() -> None:
+        try:
+            with transaction.atomic():
+                Event.objects.create(stream_id="contested", version=1, type="by-hand", data={})
+                inserted.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    def batch() -> None:
+        try:
+            with transaction.atomic():
+                outcomes = store.append_batch([
+                    Append("contested", _events("batch"), Expect.NO_STREAM),
+                    Append("bystander", _events("batch"), Expect.NO_STREAM)])
+            results.append([o.conflict is None for o in outcomes])
+        finally:
+            connections.close_all()
+
+    hand = threading.Thread(target=by_hand)
+    hand.start()
+    assert inserted.wait(timeout=10)
+    writer = threading.Thread(target=batch)
+    writer.start()
+    wait_for(lambda: not writer.is_alive() or _waiting_on_a_row_lock(), what="batch blocked")
+    release.set()
+    hand.join(timeout=30)
+    writer.join(timeout=30)
+    assert results == [[False, True]]
+    assert [e.type for e in store.read_stream("contested")] == ["by-hand"]
+    assert [e.type for e in store.read_stream("bystander")] == ["batch"]
