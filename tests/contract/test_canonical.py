@@ -196,3 +196,27 @@ def test_canonical_json_refuses_over_deep_python_values() -> None:
         value = [value]
     with pytest.raises(JsonInvalid, match="nested deeper"):
         canonical_json(value)
+
+
+def test_key_orders_are_remembered_per_key_set_and_insertion_order():
+    """The key-order cache: the same keys given in another insertion order, or an object
+    whose keys equal a remembered set but are not all strings, are ordered (or refused)
+    on their own."""
+    first = {"b": 1, "10": 2, "a": 3, "2": 4}
+    again = {"a": 5, "2": 6, "b": 7, "10": 8}
+    for _ in range(2):
+        assert canonical_json(first) == '{"2":4,"10":2,"a":3,"b":1}'
+        assert canonical_json(again) == '{"2":6,"10":8,"a":5,"b":7}'
+    with pytest.raises(TypeError, match="keys must be strings"):
+        canonical_json({2: 1, "10": 2, "a": 3, "b": 4})
+
+
+def test_the_key_order_cache_stays_bounded_under_many_key_sets():
+    from clawdbot.contract import canonical
+
+    for i in range(canonical._KEY_ORDERS_MAX + 10):
+        assert canonical_json({f"k{i}": i, "a": 0}) == f'{{"a":0,"k{i}":{i}}}'
+    assert len(canonical._KEY_ORDERS) <= canonical._KEY_ORDERS_MAX
+    wide = {f"k{i:03}": i for i in range(canonical._KEY_ORDER_CACHED_KEYS + 1)}
+    canonical_json(wide)
+    assert tuple(wide) not in canonical._KEY_ORDERS
