@@ -275,7 +275,9 @@ def _copy_batch(streams: list[str], expected: list[int | None], event_stream: li
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(_RESERVE, [APPEND_LOCK_KEY, streams, expected, event_stream],
                        prepare=True)
-        current, positions, at = cursor.fetchone()
+        reserved = cursor.fetchone()
+    assert reserved is not None  # the function returns one row
+    current, positions, at = reserved
     positions.sort()
     admitted = [want is None or want == have for want, have in zip(expected, current,
                                                                    strict=True)]
