@@ -163,8 +163,9 @@ _APPEND_BATCH = (
 
 
 def append_batch(appends: Sequence[Append]) -> list[AppendOutcome]:
-    """Append to many streams in one call and one round trip, inside the caller's
-    transaction; store only (``projections.record_batch`` / ``record_each`` project).
+    """Append to many streams in one call, inside the caller's transaction; store only
+    (``projections.record_batch`` / ``record_each`` project). One round trip, or from
+    ``COPY_FROM_EVENTS`` events on four (reserve, savepoint, COPY, release).
 
     Positions follow input order, as if ``append`` had been called for each ``Append`` in
     turn, and the append lock is taken once, so gap safety holds as for ``append``. Each
