@@ -157,17 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     metrics.directory_prepare(settings.METRICS_DIR, empty=True)
 
     host, port = settings.HOST, str(settings.PORT)
-    children = {
-        "web": subprocess.Popen(
-            web_command(host, port), cwd=BASE_DIR, env=web_env(), process_group=0
-        ),
-        "worker": subprocess.Popen(role_command("worker"), cwd=BASE_DIR, process_group=0),
-    }
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    # Handlers first: a signal that arrives while the children start still stops them all.
     signal.signal(signal.SIGINT, _raise_stop)
     signal.signal(signal.SIGTERM, _raise_stop)
-    print(f"ClawDBot serving on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
     exit_code = 0
     try:
+        children["web"] = subprocess.Popen(
+            web_command(host, port), cwd=BASE_DIR, env=web_env(), process_group=0)
+        children["worker"] = subprocess.Popen(role_command("worker"), cwd=BASE_DIR,
+                                              process_group=0)
+        print(f"ClawDBot serving on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
         _post_start(settings)
         core = {c.pid: name for name, c in children.items()}
         while True:
@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
     except _Stop:
         pass
+    _ignore_stop_signals()
     _stop_all(children)
     print("ClawDBot stopped.", flush=True)
     return exit_code
@@ -189,8 +190,16 @@ class _Stop(Exception):
 
 
 def _raise_stop(signum: int, _frame: object) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
+    _ignore_stop_signals()  # a second Ctrl-C or SIGTERM must not cut the cleanup short
     raise _Stop
+
+
+def _ignore_stop_signals() -> None:
+    """From the first stop on, further SIGINT and SIGTERM are ignored: the cleanup is
+    bounded by STOP_GRACE_S and ends in SIGKILL to every child's group, so nothing is
+    gained by cutting it short and everything left running would be lost to init."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _post_start(settings: object) -> None:

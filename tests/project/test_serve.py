@@ -110,3 +110,34 @@ def _watchers(var: Path) -> list[psutil.Process]:
 def _stopped(var: Path) -> bool:
     """Fully stopped: pg_ctl removes postmaster.pid last."""
     return not server.is_running(var) and not (var / "pgdata" / "postmaster.pid").exists()
+
+
+@pytest.mark.parametrize("signals", [
+    [signal.SIGTERM],
+    [signal.SIGTERM, signal.SIGTERM],
+    [signal.SIGINT, signal.SIGTERM, signal.SIGINT],
+], ids=["term", "term-term", "int-term-int"])
+def test_stop_signals_to_the_group_during_shutdown_still_stop_everything(var_dir, signals):
+    """As ``timeout``, CI runners and ``kill -- -PGID`` stop a run: SIGTERM to the process
+    group, and more signals while the supervisor is still stopping its children. Every
+    one of them must leave nothing running and end the run cleanly (exit 0)."""
+    var, port = var_dir, _free_port()
+    proc = _serve(var, port)
+    supervisor = psutil.Process(proc.pid)
+    members = [supervisor, *supervisor.children(recursive=True)]
+    web = next(p for p in supervisor.children() if "uvicorn" in " ".join(p.cmdline()))
+    first, *more = signals
+    os.killpg(proc.pid, first)
+    if more:
+        # The supervisor signals the web server only from its cleanup: once the web server
+        # is gone, the cleanup has begun, and it is still waiting for the worker.
+        wait_for(lambda: not _alive(web) or proc.poll() is not None, timeout=30,
+                 what="the web server to stop")
+        assert proc.poll() is None, "the run ended before a second signal could be sent"
+        for sig in more:
+            os.killpg(proc.pid, sig)
+    assert proc.wait(timeout=60) == 0
+    wait_for(lambda: not [m for m in members if _alive(m)], timeout=15,
+             what="every process of the run to end")
+    wait_for(lambda: _stopped(var) and not _watchers(var), timeout=30,
+             what="PostgreSQL and its watcher to stop")
