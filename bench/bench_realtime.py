@@ -223,10 +223,12 @@ def _settle(report_wait_s: float) -> None:
 
 def _operator_token() -> str:
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from rest_framework.authtoken.models import Token
 
     user, _ = get_user_model().objects.get_or_create(
         username="bench-operator", defaults={"is_staff": True})
+    user.groups.add(Group.objects.get(name="operators"))
     token, _ = Token.objects.get_or_create(user=user)
     return token.key
 

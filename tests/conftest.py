@@ -9,8 +9,11 @@ from rest_framework.authtoken.models import Token
 
 @pytest.fixture
 def operator(db):
-    """A staff user with an API token, as an operator would set one up."""
+    """A staff user in the ``operators`` group, as an operator would be set up."""
+    from django.contrib.auth.models import Group
+
     user = get_user_model().objects.create_user("operator", password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name="operators"))
     return user
 
 

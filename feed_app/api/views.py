@@ -8,11 +8,12 @@ from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from clawdbot.permissions import OperatorPermission
 from feed_app import batch, selectors, services
 from feed_app.api import params
 from feed_app.api import serializers as s
@@ -100,7 +101,8 @@ class MilestoneDetailView(PublicFeedView):
 
 
 class DeadLetterView(FeedView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [OperatorPermission]
+    required = {"GET": "feed_app.view_deadletter"}
 
     @extend_schema(
         summary="Rejected ingest requests, newest first (operators only)",

@@ -7,11 +7,11 @@ from typing import Any
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from clawdbot.permissions import OperatorPermission
 from orchestrator_app import selectors
 from orchestrator_app.api import serializers as s
 from orchestrator_app.api.idempotency import idempotency_key_header
@@ -29,12 +29,20 @@ from orchestrator_app.services.targets import (
 
 
 class OperatorView(APIView):
-    """The orchestrator's endpoints: staff users only (DRF token or staff session)."""
+    """The orchestrator's endpoints: staff users (DRF token or staff session) holding the
+    model permission each method names in ``required`` (clawdbot.permissions)."""
 
-    permission_classes = [IsAdminUser]
+    permission_classes = [OperatorPermission]
+    required: dict[str, str] = {}
+
+
+_VIEW, _ADD, _CHANGE = ("orchestrator_app.view_target", "orchestrator_app.add_target",
+                        "orchestrator_app.change_target")
 
 
 class MilestoneEmitView(OperatorView):
+    required = {"POST": "orchestrator_app.add_emittedmilestone"}
+
     @extend_schema(request=s.EmitRequestSerializer, responses={202: s.EmitResponseSerializer},
                    parameters=[s.IDEMPOTENCY_KEY_PARAMETER],
                    summary="Emit a milestone and queue it for every active target")
@@ -57,6 +65,8 @@ class MilestoneEmitView(OperatorView):
 
 
 class DeliveryListView(OperatorView):
+    required = {"GET": "orchestrator_app.view_delivery"}
+
     @extend_schema(parameters=[s.DeliveryQuerySerializer],
                    responses=s.DeliverySerializer(many=True),
                    summary="Delivery records, newest first, with cursor pagination")
@@ -91,6 +101,8 @@ def _target_answer(name: str, *, status_code: int = 200) -> Response:
 
 
 class TargetListView(OperatorView):
+    required = {"GET": _VIEW, "POST": _ADD}
+
     @extend_schema(responses=s.TargetSerializer(many=True),
                    summary="Targets with their health (secrets as fingerprints)")
     def get(self, request: Request) -> Response:
@@ -109,6 +121,8 @@ class TargetListView(OperatorView):
 
 
 class TargetDetailView(OperatorView):
+    required = {"GET": _VIEW, "PATCH": _CHANGE}
+
     @extend_schema(responses=s.TargetSerializer, summary="One target with its health")
     def get(self, request: Request, name: str) -> Response:
         return _target_answer(name)
@@ -125,6 +139,7 @@ class TargetDetailView(OperatorView):
 
 
 class TargetPauseView(OperatorView):
+    required = {"POST": _CHANGE}
     resume = False
 
     @extend_schema(request=s.ReasonSerializer, responses=s.TargetSerializer,
@@ -137,6 +152,8 @@ class TargetPauseView(OperatorView):
 
 
 class TargetRotateSecretView(OperatorView):
+    required = {"POST": _CHANGE}
+
     @extend_schema(request=s.RotateSecretSerializer, responses=s.TargetSerializer,
                    summary="Rotate secrets: the new one signs first, the old ones stay until "
                    "removed")

@@ -49,3 +49,12 @@ def test_without_https_check_deploy_names_what_is_missing():
     assert result.returncode != 0
     for check_id in ("security.W004", "security.W008", "security.W012", "security.W016"):
         assert check_id in result.stderr + result.stdout
+
+
+def test_check_deploy_warns_while_private_target_addresses_are_allowed():
+    env = documented_production_env()
+    del env["CLAWDBOT_OUTBOUND_ALLOW_PRIVATE"]  # the demo's default: allowed
+    result = _check_deploy(env)
+    assert result.returncode != 0
+    assert "clawdbot.W002" in result.stderr + result.stdout
+    assert "CLAWDBOT_OUTBOUND_ALLOW_PRIVATE" in result.stderr + result.stdout
