@@ -43,7 +43,7 @@ class OperatorPermission(BasePermission):
         return True
 
 
-def groups_ensure(*, using: str = "default", **_: object) -> None:
+def groups_ensure(*, using: str = "default", **_kwargs: object) -> None:
     """Create or refresh the ``operators`` and ``viewers`` groups (orchestrator_app's
     post_migrate hook). The pipeline apps' permissions are made first, since another app's
     post_migrate may not have run yet."""
@@ -54,9 +54,10 @@ def groups_ensure(*, using: str = "default", **_: object) -> None:
     for label in PIPELINE_APPS:
         create_permissions(apps.get_app_config(label), verbosity=0, using=using)
 
-    permissions = Permission.objects.using(using).filter(content_type__app_label__in=PIPELINE_APPS)
+    permissions = Permission.objects.using(using).filter(
+        content_type__app_label__in=PIPELINE_APPS)
     for name, prefix in GROUPS.items():
-        group, _ = Group.objects.using(using).get_or_create(name=name)
+        group = Group.objects.using(using).get_or_create(name=name)[0]
         chosen = permissions if prefix is None else permissions.filter(
             codename__startswith=prefix)
         group.permissions.set(chosen)
