@@ -71,8 +71,10 @@ def project_server(*, env: dict[str, str] | None = None, port: int | None = None
     from clawdbot.serve import web_command, web_env
 
     port = port or free_port()
+    # Every benchmark socket comes from this one host: the per-address cap (a defence
+    # against one client taking a server's sockets) would otherwise stop it at 100.
     child_env = {**web_env(), "DJANGO_SETTINGS_MODULE": "clawdbot.settings",
-                 "LOG_LEVEL": "ERROR", **(env or {})}
+                 "LOG_LEVEL": "ERROR", "CLAWDBOT_WS_MAX_PER_ADDRESS": "100000", **(env or {})}
     base = f"http://127.0.0.1:{port}"
     with _serving(web_command("127.0.0.1", port, workers=workers), child_env, f"{base}/api/health",
                   "the project's web server"):

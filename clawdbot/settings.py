@@ -153,6 +153,10 @@ CHANNEL_LAYERS: dict[str, dict] = {}
 # Origins, besides those of ALLOWED_HOSTS, whose pages may open the live WebSocket
 # (``https://app.example.com``; ``*`` for any). clawdbot/asgi.py checks them.
 CLAWDBOT_WS_ORIGINS = env.list("CLAWDBOT_WS_ORIGINS", default=[])
+# Live-feed sockets one web process holds, in all and from one client address; past
+# either, a new socket is closed at once with 1013 and the reason (docs/OPERATIONS.md).
+CLAWDBOT_WS_MAX_PER_PROCESS = env.int("CLAWDBOT_WS_MAX_PER_PROCESS", default=5000)
+CLAWDBOT_WS_MAX_PER_ADDRESS = env.int("CLAWDBOT_WS_MAX_PER_ADDRESS", default=100)
 
 Q_CLUSTER = {
     # Workers of one name share a queue: a Redis serving two deployments needs two names.

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from clawdbot import metrics
 from feed_app import live, selectors
@@ -28,14 +30,43 @@ MAX_QUEUED_BATCHES = 1000
 SUBSCRIBE_TIMEOUT_S = 10.0
 
 
+#: Sockets open in this process, in all and per client address (behind a trusted proxy,
+#: the client's own: clawdbot.forwarded rewrites the scope first). One event loop per
+#: process, so plain counters suffice.
+_open: Counter[str] = Counter()
+
+
+def open_sockets() -> tuple[int, int]:
+    """(sockets open in this process, addresses they come from)."""
+    return sum(_open.values()), len(_open)
+
+
+def _refusal(address: str) -> str | None:
+    if sum(_open.values()) >= settings.CLAWDBOT_WS_MAX_PER_PROCESS:
+        return "this server holds its most sockets; try again later"
+    if _open[address] >= settings.CLAWDBOT_WS_MAX_PER_ADDRESS:
+        return "too many sockets from this address; close some or try again later"
+    return None
+
+
 class MilestoneConsumer(AsyncWebsocketConsumer):
     last_sent = 0
+    _address: str | None = None
 
     async def connect(self) -> None:
         after = _after(self.scope.get("query_string", b""))
         if after is None:
             await self.close(code=4400)
             return
+        address = str((self.scope.get("client") or ("unknown",))[0])
+        refusal = _refusal(address)
+        if refusal is not None:
+            # Accepted only to say why (1013: try again later); no subscription is made.
+            await self.accept()
+            await self.close(code=1013, reason=refusal)
+            return
+        self._address = address
+        _open[address] += 1
         self._queue: asyncio.Queue[live.Batch] = asyncio.Queue()
         self._hub = live.hub()
         self._pump: asyncio.Task[None] | None = None
@@ -81,6 +112,11 @@ class MilestoneConsumer(AsyncWebsocketConsumer):
             self.last_sent = batch[-1].position
 
     async def disconnect(self, code: int) -> None:
+        if self._address is not None:
+            _open[self._address] -= 1
+            if _open[self._address] <= 0:
+                del _open[self._address]
+            self._address = None
         if getattr(self, "_counted", False):
             self._counted = False
             metrics.WS_CONNECTIONS.dec()

@@ -279,3 +279,68 @@ async def _opens(headers: list[tuple[bytes, bytes]]) -> bool:
     connected, _ = await communicator.connect()
     await communicator.disconnect()
     return connected
+
+
+async def _open_from(address: str) -> tuple[WebsocketCommunicator, bool, dict]:
+    communicator = WebsocketCommunicator(application, "/ws/milestones/")
+    communicator.scope["client"] = (address, 5000)
+    connected, _ = await communicator.connect()
+    assert connected
+    if await communicator.receive_nothing(timeout=0.3):  # a refused socket is closed at once
+        return communicator, True, {}
+    closed = await communicator.receive_output()
+    return communicator, closed["type"] != "websocket.close", closed
+
+
+def test_sockets_are_capped_per_address_and_per_process_with_the_reason(settings):
+    """Past the caps a new socket is closed at once with 1013 and a reason; the sockets
+    already open keep working, and closing one frees its slot."""
+    from feed_app import consumers
+
+    settings.CLAWDBOT_WS_MAX_PER_ADDRESS = 2
+    settings.CLAWDBOT_WS_MAX_PER_PROCESS = 3
+    client = IngestClient()
+
+    async def scenario() -> None:
+        a1, open1, _ = await _open_from("203.0.113.1")
+        a2, open2, _ = await _open_from("203.0.113.1")
+        assert open1 and open2
+        a3, open3, closed = await _open_from("203.0.113.1")
+        assert not open3 and closed["code"] == 1013 and "this address" in closed["reason"]
+        b1, open_b1, _ = await _open_from("203.0.113.2")
+        assert open_b1 and consumers.open_sockets() == (3, 2)
+        b2, open_b2, closed = await _open_from("203.0.113.2")
+        assert not open_b2 and closed["code"] == 1013 and "most sockets" in closed["reason"]
+        await sync_to_async(_accept)(client)
+        assert (await a1.receive_json_from(timeout=5))["type"] == "milestone"
+        await a2.disconnect()
+        a4, open4, _ = await _open_from("203.0.113.1")
+        assert open4
+        for c in (a1, a4, b1):
+            await c.disconnect()
+        assert consumers.open_sockets() == (0, 0)
+
+    async_to_sync(scenario)()
+
+
+def test_a_consumer_too_slow_to_keep_up_is_closed_and_resumes_without_a_gap(monkeypatch):
+    """A socket whose queue of live batches is full is closed with 1013 (try again later);
+    reconnecting with ?after= the last position it got loses nothing."""
+    from feed_app import consumers
+
+    monkeypatch.setattr(consumers, "MAX_QUEUED_BATCHES", 0)
+    client = IngestClient()
+
+    async def scenario() -> None:
+        slow = await _connect("?after=0")
+        assert await slow.receive_nothing()
+        envelopes = await sync_to_async(_accept)(client, 2)
+        closed = await slow.receive_output(timeout=5)
+        assert closed["type"] == "websocket.close" and closed["code"] == 1013
+        monkeypatch.setattr(consumers, "MAX_QUEUED_BATCHES", 1000)
+        again = await _connect("?after=0")
+        got = [m["event"] for m in await _receive(again, 2)]
+        assert got == [e["event"] for e in envelopes]
+        await again.disconnect()
+
+    async_to_sync(scenario)()
