@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 
 from clawdbot.eventstore import store
 from clawdbot.eventstore.store import Append, Expect, NewEvent
-from tests.helpers import wait_for
+from tests.helpers import wait_for, waiting_on_lock
 
 
 @pytest.fixture(autouse=True, params=["insert", "copy"])
@@ -111,15 +111,6 @@ def test_append_batch_outside_a_transaction_is_refused():
         store.append_batch([Append("s", _events("a"), Expect.ANY)])
 
 
-def _blocked_on_append_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
-        )
-        return cursor.fetchone()[0] > 0
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_waits_for_the_append_lock_so_readers_skip_nothing():
     """Gap safety: a batch that starts while a single append is open commits after it."""
@@ -150,7 +141,7 @@ def test_a_batch_waits_for_the_append_lock_so_readers_skip_nothing():
     assert slow_appended.wait(timeout=10)
     fast = threading.Thread(target=batch_writer)
     fast.start()
-    wait_for(lambda: not fast.is_alive() or _blocked_on_append_lock(), what="batch append")
+    wait_for(lambda: not fast.is_alive() or waiting_on_lock("advisory"), what="batch append")
     seen = [e.position for e in store.read_all(after=start)]
     checkpoint = seen[-1] if seen else start
     release_slow.set()
@@ -189,15 +180,6 @@ def test_concurrent_batches_claiming_the_same_new_stream_store_it_once():
     assert all(store.stream_version(f"own-{n}") == 1 for n in range(4))
 
 
-def _waiting_on_a_row_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock' AND wait_event = 'transactionid'"
-        )
-        return cursor.fetchone()[0] > 0
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_row_written_around_the_lock_is_still_never_duplicated():
     """The unique (stream, version) index has the final word: a row inserted without the
@@ -232,7 +214,8 @@ def test_a_row_written_around_the_lock_is_still_never_duplicated():
     assert inserted.wait(timeout=10)
     writer = threading.Thread(target=batch)
     writer.start()
-    wait_for(lambda: not writer.is_alive() or _waiting_on_a_row_lock(), what="batch blocked")
+    wait_for(lambda: not writer.is_alive() or waiting_on_lock("transactionid"),
+             what="batch blocked")
     release.set()
     hand.join(timeout=30)
     writer.join(timeout=30)

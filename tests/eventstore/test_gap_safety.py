@@ -5,22 +5,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 
 from clawdbot.eventstore import store
 from clawdbot.eventstore.store import Expect, NewEvent
-from tests.helpers import wait_for
+from tests.helpers import wait_for, waiting_on_lock
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _blocked_on_append_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
-        )
-        return cursor.fetchone()[0] > 0
 
 
 def test_reader_never_skips_an_append_that_commits_after_a_later_one():
@@ -51,7 +42,7 @@ def test_reader_never_skips_an_append_that_commits_after_a_later_one():
     fast = threading.Thread(target=fast_writer)
     fast.start()
     # The fast append has either committed already or waits behind the open one.
-    wait_for(lambda: not fast.is_alive() or _blocked_on_append_lock(), what="fast append")
+    wait_for(lambda: not fast.is_alive() or waiting_on_lock("advisory"), what="fast append")
 
     seen = [e.position for e in store.read_all(after=start)]  # the slow one is still open
     checkpoint = seen[-1] if seen else start
