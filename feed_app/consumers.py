@@ -43,7 +43,7 @@ def open_sockets() -> tuple[int, int]:
 
 def _refusal(address: str) -> str | None:
     if sum(_open.values()) >= settings.CLAWDBOT_WS_MAX_PER_PROCESS:
-        return "this server holds its most sockets; try again later"
+        return "this server is at its limit of live sockets; try again later"
     if _open[address] >= settings.CLAWDBOT_WS_MAX_PER_ADDRESS:
         return "too many sockets from this address; close some or try again later"
     return None

@@ -246,9 +246,9 @@ def append_batch(appends: Sequence[Append]) -> list[AppendOutcome]:
 
 # From this many events on, append_batch reserves positions and versions under the append
 # lock (eventstore_reserve_batch, migration 0005) and COPYs the events in: COPY inserts
-# in bulk where INSERT ... SELECT goes row by row, about three times the rate at 1,000
-# events (docs/PERFORMANCE.md, "Batch"). Below it, the three extra round trips (savepoint,
-# COPY, release) cost more than they save.
+# in bulk where INSERT ... SELECT goes row by row, 1.28 times the rate at 1,000 events of
+# one stream each (docs/PERFORMANCE.md, "Run C"). Below it, the three extra round trips
+# (savepoint, COPY, release) cost more than they save.
 COPY_FROM_EVENTS = 100
 
 _RESERVE = "SELECT * FROM eventstore_reserve_batch(%s, %s, %s, %s)"
@@ -269,8 +269,9 @@ def _insert_batch(streams: list[str], expected: list[int | None], event_stream: 
 def _copy_batch(streams: list[str], expected: list[int | None], event_stream: list[int],
                 types: list[str], data: list[str], metadata: list[str]) -> list[BatchRow] | None:
     """Reserve, then COPY, inside a savepoint: rows in position order, or None when the
-    unique (stream, version) index refused a row (a snapshot older than the lock, as under
-    REPEATABLE READ), the savepoint rolled back for ``_insert_batch`` to decide per stream.
+    unique (stream, version) index refused a row (one written without the append lock, or
+    a transaction whose snapshot predates the lock), the savepoint rolled back for
+    ``_insert_batch`` to decide per stream.
     """
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
