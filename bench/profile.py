@@ -1,8 +1,10 @@
-"""``python -m bench.profile ingest-cpu | realtime``: where the CPU of a benchmark goes.
+"""``python -m bench.profile ingest-cpu | bulk-cpu | realtime``: where the CPU of a benchmark goes.
 
 * ``ingest-cpu``: the 64-connection signed ingest under wrk against ``make run``'s web
   server with 1 and then 2 processes; prints the CPU per request spent in the web
   processes and in PostgreSQL (psutil, around an 8 s run after a 3 s warm-up).
+* ``bulk-cpu``: ``bench_batch``'s bulk load (signed batches of 1,000 over wrk) against
+  ``make run``'s web server; prints the CPU per batch in each web process and PostgreSQL.
 * ``realtime``: the commit-to-client run (1,000 sockets, 100 ingests/s offered) with
   py-spy recording every web process for 12 s; writes ``/tmp/realtime-<pid>.txt`` (raw
   collapsed stacks) and prints each process's heaviest frames.
@@ -66,6 +68,40 @@ def ingest_cpu() -> None:
             requests.unlink()
 
 
+def bulk_cpu() -> None:
+    """CPU per 1,000-envelope batch (``bench_batch``'s bulk load), web and PostgreSQL."""
+    import uuid
+
+    from bench.bench_batch import BATCH, BULK_CONNECTIONS, signed_batch
+    from bench.servers import project_server
+    from bench.wrk import write_requests, wrk
+
+    run_id, now, seconds = uuid.uuid4().hex[:8], time.time(), 8
+    # Every batch once: the warm-up's own, then the measured run's (a batch sent again
+    # would be all duplicates, another workload).
+    warm = write_requests(signed_batch(f"w{run_id}", b * BATCH, now) for b in range(80))
+    requests = write_requests(signed_batch(run_id, b * BATCH, now) for b in range(400))
+    try:
+        with project_server() as url:
+            wrk(url, warm, connections=BULK_CONNECTIONS, duration_s=2, timeout_s=30)
+            web = [psutil.Process(p) for p in _web_pids(url.rsplit(":", 1)[1])]
+            postgres = [p for p in psutil.process_iter(["name"])
+                        if "postgres" in (p.info["name"] or "")]
+            web_before, pg_before = [_cpu([p]) for p in web], _cpu(postgres)
+            result = wrk(url, requests, connections=BULK_CONNECTIONS, duration_s=seconds,
+                         timeout_s=30)
+            served = result.requests
+            shares = ", ".join(f"{1000 * (_cpu([p]) - b) / served:.1f}"
+                               for p, b in zip(web, web_before, strict=True))
+            print(f"{result.rps * BATCH:,.0f} milestones/s; CPU per batch of {BATCH}: web "
+                  f"{1000 * (_cpu(web) - sum(web_before)) / served:.1f} ms ({shares} by "
+                  f"process), PostgreSQL {1000 * (_cpu(postgres) - pg_before) / served:.1f} ms",
+                  flush=True)
+    finally:
+        warm.unlink()
+        requests.unlink()
+
+
 def _heaviest(path: Path, top: int = 12) -> tuple[list[tuple[float, str]],
                                                  list[tuple[float, str]]]:
     """The frames with the most samples under them (below the server's own frames, which
@@ -120,7 +156,7 @@ def realtime() -> None:
 
 
 def main() -> None:
-    commands = {"ingest-cpu": ingest_cpu, "realtime": realtime}
+    commands = {"ingest-cpu": ingest_cpu, "bulk-cpu": bulk_cpu, "realtime": realtime}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
         raise SystemExit(f"usage: python -m bench.profile {{{'|'.join(commands)}}}")
     harness.prepare_database()

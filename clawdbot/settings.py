@@ -140,6 +140,9 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", d
 # own per web process (clawdbot.asyncdb); one statement per request keeps it small.
 ASYNC_DB_POOL_SIZE = env.int("CLAWDBOT_ASYNC_DB_POOL_SIZE", default=8)
 ASYNC_DB_POOL_TIMEOUT_S = env.float("CLAWDBOT_ASYNC_DB_POOL_TIMEOUT_S", default=10.0)
+# At most this many ingests of one web process go in one statement and commit
+# (feed_app.group_commit); 1 turns grouping off (each request its own statement).
+CLAWDBOT_INGEST_GROUP_MAX = env.int("CLAWDBOT_INGEST_GROUP_MAX", default=64)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DATABASES["default"]["TEST"] = {"NAME": env.str("DJANGO_TEST_DATABASE", default="test_clawdbot")}
 

@@ -47,51 +47,87 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s)
 # The ingest of one accepted milestone in one statement (one round trip, in autocommit its
 # own transaction): the event store's append (eventstore_append: append lock, stream version
 # check, insert) and this projection's feed row, built from the appended event's position
-# and time. The same row ``FeedProjection.row`` builds on a rebuild: the stored item is the
-# event plus ``idempotencyKey`` (bound here) and ``position``/``receivedAtUtc`` (added in SQL,
-# ``receivedAtUtc`` in js_iso_timestamp's form, milliseconds truncated). No row comes back
-# when the stream exists already: a duplicate, decided by the store's unique index.
+# and time. The same row ``FeedProjection.row`` builds on a rebuild: the event is the data's
+# ``event``, the stored item is the event plus ``idempotencyKey`` and ``position``/
+# ``receivedAtUtc`` (``receivedAtUtc`` in js_iso_timestamp's form, milliseconds truncated),
+# all taken from the one ``data`` sent. No row comes back when the stream exists already: a
+# duplicate, decided by the store's unique index.
 ACCEPT_ONE = """
-WITH appended AS (
+WITH given AS MATERIALIZED (SELECT %(data)s::jsonb AS data),
+appended AS (
     SELECT * FROM eventstore_append(%(lock)s, %(stream)s, ARRAY[%(type)s]::text[],
-                                    ARRAY[%(data)s::jsonb], ARRAY[%(metadata)s::jsonb], 0)
+                                    ARRAY(SELECT data FROM given),
+                                    ARRAY[%(metadata)s::jsonb], 0)
 )
 INSERT INTO feed_item (position, idempotency_key, milestone_id, timestamp, scope,
                        risk_status, source, event, item, received_at)
-SELECT new_position, %(key)s, %(milestone_id)s, %(timestamp)s, %(scope)s, %(risk_status)s,
-       %(source)s, %(event)s::jsonb,
-       %(item)s::jsonb || jsonb_build_object(
+SELECT new_position, g.data->>'idempotencyKey', g.data->'event'->>'milestoneId',
+       %(timestamp)s, g.data->'event'->>'scope', g.data->'event'->>'riskStatus',
+       coalesce(g.data->'event'->>'source', 'orchestrator'), g.data->'event',
+       g.data->'event' || jsonb_build_object(
+           'idempotencyKey', g.data->'idempotencyKey',
            'position', new_position,
            'receivedAtUtc', to_char(new_recorded_at AT TIME ZONE 'UTC',
                                     'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
        new_recorded_at
-FROM appended
+FROM appended, given g
 RETURNING position, received_at
 """
 
 
-def accept_one_params(
-    *, lock: int, stream_id: str, data: dict[str, object], metadata: dict[str, object]
+# ``ACCEPT_ONE`` for many accepted milestones of different keys in one statement: the event
+# store's eventstore_append_batch (the append lock taken once, each stream checked alone,
+# a stream that exists already left out: a duplicate) and the feed rows of those it
+# appended, each as ``ACCEPT_ONE`` builds it; the event and the item come from the event's
+# data here rather than being sent twice more. Items travel as one JSON array of
+# [data, metadata, timestamp]; the rows returned name the keys that were appended.
+ACCEPT_MANY = """
+WITH given AS MATERIALIZED (
+    SELECT t.o::integer AS o, t.x->0 AS data, t.x->1 AS metadata, (t.x->>2)::timestamptz AS ts
+    FROM jsonb_array_elements(%(items)s::jsonb) WITH ORDINALITY AS t(x, o)
+), appended AS (
+    SELECT * FROM eventstore_append_batch(
+        %(lock)s, %(streams)s::text[], %(expected)s::integer[], %(event_stream)s::integer[],
+        %(types)s::text[], ARRAY(SELECT data FROM given ORDER BY o),
+        ARRAY(SELECT metadata FROM given ORDER BY o))
+)
+INSERT INTO feed_item (position, idempotency_key, milestone_id, timestamp, scope,
+                       risk_status, source, event, item, received_at)
+SELECT a.new_position, g.data->>'idempotencyKey', g.data->'event'->>'milestoneId', g.ts,
+       g.data->'event'->>'scope', g.data->'event'->>'riskStatus',
+       coalesce(g.data->'event'->>'source', 'orchestrator'), g.data->'event',
+       g.data->'event' || jsonb_build_object(
+           'idempotencyKey', g.data->'idempotencyKey',
+           'position', a.new_position,
+           'receivedAtUtc', to_char(a.new_recorded_at AT TIME ZONE 'UTC',
+                                    'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+       a.new_recorded_at
+FROM appended a JOIN given g ON g.o = a.stream_ord
+ORDER BY a.new_position
+RETURNING idempotency_key, position, received_at
+"""
+
+
+def accept_many_params(
+    *, lock: int, items: Sequence[tuple[str, dict[str, object], dict[str, object], datetime]],
 ) -> dict[str, object]:
-    """The parameters of ``ACCEPT_ONE`` for a ``feed.milestone_accepted`` event's data."""
-    milestone = data["event"]
-    assert isinstance(milestone, dict)
-    event_json = json.dumps(milestone)
-    return {
-        "lock": lock,
-        "stream": stream_id,
-        "type": MILESTONE_ACCEPTED,
-        "data": json.dumps(data),
-        "metadata": json.dumps(metadata),
-        "key": data["idempotencyKey"],
-        "milestone_id": milestone["milestoneId"],
-        "timestamp": parse_timestamp(milestone["timestampUtc"]),
-        "scope": milestone["scope"],
-        "risk_status": milestone["riskStatus"],
-        "source": milestone.get("source", "orchestrator"),
-        "event": event_json,
-        "item": json.dumps({**milestone, "idempotencyKey": data["idempotencyKey"]}),
-    }
+    """The parameters of ``ACCEPT_MANY`` for (stream, data, metadata, timestamp) items of
+    new streams, in input order; the timestamp is the event's ``timestampUtc`` parsed."""
+    n = len(items)
+    return {"items": json.dumps([[d, m, t.isoformat()] for _s, d, m, t in items]),
+            "lock": lock, "streams": [stream for stream, *_rest in items],
+            "expected": [0] * n, "event_stream": list(range(1, n + 1)),
+            "types": [MILESTONE_ACCEPTED] * n}
+
+
+def accept_one_params(
+    *, lock: int, stream_id: str, data: dict[str, object], metadata: dict[str, object],
+    timestamp: datetime,
+) -> dict[str, object]:
+    """The parameters of ``ACCEPT_ONE`` for a ``feed.milestone_accepted`` event's data; the
+    timestamp is the event's ``timestampUtc`` parsed."""
+    return {"lock": lock, "stream": stream_id, "type": MILESTONE_ACCEPTED,
+            "data": json.dumps(data), "metadata": json.dumps(metadata), "timestamp": timestamp}
 
 
 def _insert_items(rows: list[tuple[object, ...]]) -> None:

@@ -24,7 +24,13 @@ from clawdbot.eventstore.store import ConcurrencyError, Expect, NewEvent, Record
 from feed_app.checks import IngestRequest, Passed, Refused, ingest_check
 from feed_app.exceptions import IngestRejected
 from feed_app.models import FeedItem
-from feed_app.projections import ACCEPT_ONE, MILESTONE_ACCEPTED, accept_one_params
+from feed_app.projections import (
+    ACCEPT_MANY,
+    ACCEPT_ONE,
+    MILESTONE_ACCEPTED,
+    accept_many_params,
+    accept_one_params,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +80,7 @@ class MilestoneAccept:
     data: dict[str, Any]
     metadata: dict[str, Any]
     milestone_id: str
+    timestamp: datetime  # the event's timestampUtc, parsed
 
     def event(self) -> NewEvent:
         return NewEvent(MILESTONE_ACCEPTED, self.data, self.metadata)
@@ -93,7 +100,8 @@ def milestone_accept(*, request: IngestRequest, verdict: Passed) -> MilestoneAcc
         "event": envelope.event.raw,
     }
     return MilestoneAccept(f"feed-ingest-{envelope.idempotency_key}", data,
-                           {"remoteAddr": request.remote_addr}, envelope.event.milestone_id)
+                           {"remoteAddr": request.remote_addr}, envelope.event.milestone_id,
+                           envelope.event.timestamp)
 
 
 @transaction.atomic(durable=True)
@@ -110,7 +118,8 @@ def _milestone_store(accept: MilestoneAccept) -> IngestResult:
     return IngestResult("accepted", accept.milestone_id, recorded.position)
 
 
-_DUPLICATE_OF = "SELECT milestone_id FROM feed_item WHERE idempotency_key = %s"
+_DUPLICATES_OF = ("SELECT idempotency_key, milestone_id FROM feed_item"
+                  " WHERE idempotency_key = ANY(%s)")
 #: Duplicates counted in their hour (``DuplicateHour``): one row per hour, so bounded.
 COUNT_DUPLICATES = (
     "INSERT INTO feed_duplicate_hour AS d (hour, count) VALUES "
@@ -126,34 +135,72 @@ def duplicates_count(n: int) -> None:
 
 
 async def milestone_store_async(accept: MilestoneAccept) -> IngestResult:
-    """``_milestone_store`` on the event loop, in one statement on the asyncio pool.
+    """Store one accepted milestone from the event loop, as ``_milestone_store`` would.
 
-    ``feed_app.projections.ACCEPT_ONE`` is ``projections.record`` of the one event folded
-    into a single statement (the store's ``eventstore_append``, then the feed projection's
-    row), its own transaction in autocommit: one round trip instead of five (its NOTIFY
-    goes out at the commit), and a failure leaves nothing stored. A database
-    that cannot be reached raises ``ServiceUnavailable``. Callers check first that the feed
-    is the only inline projection of the event (``feed_app.asgi.accept_one_is_record``).
+    The requests of one web process that arrive while its previous statement is in flight
+    are stored together, in one statement and one commit (``feed_app.group_commit``): the
+    append lock is held until the commit is on disk, so one commit per ingest would make
+    every ingest wait for its own disk flush in turn. Each gets the answer it would have
+    had alone. A database that cannot be reached raises ``ServiceUnavailable``.
     """
-    params = accept_one_params(lock=store.APPEND_LOCK_KEY, stream_id=accept.stream_id,
-                               data=accept.data, metadata=accept.metadata)
+    from feed_app import group_commit
+
+    if settings.CLAWDBOT_INGEST_GROUP_MAX <= 1:  # grouping off: each its own statement
+        (result,) = await milestones_store_async([accept])
+        return result
+    return await group_commit.committer().store(accept)
+
+
+async def milestones_store_async(accepts: list[MilestoneAccept], *,
+                                 repeats: int = 0) -> list[IngestResult]:
+    """Store accepted milestones of distinct keys, in one statement when there are several.
+
+    ``feed_app.projections.ACCEPT_ONE`` (one) or ``ACCEPT_MANY`` (several) is
+    ``projections.record`` of the events folded into a single statement (the store's
+    append, then the feed projection's rows), its own transaction in autocommit: one round
+    trip instead of five (its NOTIFY goes out at the commit), and a failure leaves nothing
+    stored. A key that exists already is a duplicate naming the stored milestone.
+    ``repeats``: how many more requests repeated these keys (the caller answers them as
+    duplicates), counted with the duplicates. Callers check first that the feed is the
+    only inline projection of the event (``feed_app.asgi.accept_one_is_record``).
+    """
     try:
         async with (await asyncdb.pool()).connection() as conn:
-            cursor = await conn.execute(ACCEPT_ONE, params, prepare=True)
-            row = await cursor.fetchone()
-            if row is None:
-                cursor = await conn.execute(_DUPLICATE_OF, [accept.data["idempotencyKey"]])
-                stored = await cursor.fetchone()
-                await conn.execute(COUNT_DUPLICATES, [1], prepare=True)
+            if len(accepts) == 1:
+                (accept,) = accepts
+                params = accept_one_params(lock=store.APPEND_LOCK_KEY,
+                                           stream_id=accept.stream_id, data=accept.data,
+                                           metadata=accept.metadata,
+                                           timestamp=accept.timestamp)
+                cursor = await conn.execute(ACCEPT_ONE, params, prepare=True)
+                row = await cursor.fetchone()
+                appended = {accept.data["idempotencyKey"]: row[0]} if row else {}
+            else:
+                params = accept_many_params(lock=store.APPEND_LOCK_KEY, items=[
+                    (a.stream_id, a.data, a.metadata, a.timestamp) for a in accepts])
+                cursor = await conn.execute(ACCEPT_MANY, params, prepare=True)
+                appended = {key: position for key, position, _at in await cursor.fetchall()}
+            stored: dict[str, str] = {}
+            duplicates = [a.data["idempotencyKey"] for a in accepts
+                          if a.data["idempotencyKey"] not in appended]
+            if duplicates:
+                cursor = await conn.execute(_DUPLICATES_OF, [duplicates], prepare=True)
+                stored = dict(await cursor.fetchall())
+            if duplicates or repeats:
+                await conn.execute(COUNT_DUPLICATES, [len(duplicates) + repeats], prepare=True)
     except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
         logger.warning("database unavailable during ingest: %s", exc)
         raise ServiceUnavailable() from exc
-    if row is None:
-        metrics.ingest_count("duplicate")
-        return IngestResult("duplicate", stored[0] if stored else accept.milestone_id)
-    recorded = accept.recorded(*row)
-    metrics.ingest_count("accepted")
-    return IngestResult("accepted", accept.milestone_id, recorded.position)
+    results = []
+    for a in accepts:
+        key = a.data["idempotencyKey"]
+        if key in appended:
+            results.append(IngestResult("accepted", a.milestone_id, appended[key]))
+        else:
+            results.append(IngestResult("duplicate", stored.get(key, a.milestone_id)))
+    metrics.ingest_count("accepted", n=len(appended))
+    metrics.ingest_count("duplicate", n=len(accepts) - len(appended) + repeats)
+    return results
 
 
 _RECORD_REJECTION = """
