@@ -286,15 +286,21 @@ _decode = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
-    if not isinstance(value, dict | list):
+    """Whether the parsed ``value`` nests deeper than ``limit``: one level at a time, over
+    containers only (the decoder makes exactly dicts and lists)."""
+    if type(value) is not dict and type(value) is not list:
         return False
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
+    level, depth = [value], 0
+    while level:
+        depth += 1
         if depth > limit:
             return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+        below = []
+        for node in level:
+            for child in (node.values() if type(node) is dict else node):
+                if type(child) is dict or type(child) is list:
+                    below.append(child)
+        level = below
     return False
 
 
