@@ -52,11 +52,11 @@ LIMITS = [
 
 BATCH = 1000
 CALLS = int(os.environ.get("BENCH_BATCH_CALLS", "40"))
-BULK_SECONDS = float(os.environ.get("BENCH_BULK_SECONDS", "6"))
+BULK_SECONDS = float(os.environ.get("BENCH_BULK_SECONDS", "10"))
 BULK_CONNECTIONS = int(os.environ.get("BENCH_BULK_CONNECTIONS", "4"))
 BULK_MAX_PER_S = int(os.environ.get("BENCH_BULK_MAX_PER_S", "30000"))
 SINGLE_SECONDS = float(os.environ.get("BENCH_SINGLE_SECONDS", "4"))
-SINGLE_MAX_RPS = 4000
+SINGLE_MAX_RPS = 10000
 BACKFILL_LINES = int(os.environ.get("BENCH_BACKFILL_LINES", "100000"))
 WARMUP_S = 1.0
 
@@ -203,10 +203,12 @@ def _http() -> dict[str, float]:
     batches = int(BULK_MAX_PER_S * (BULK_SECONDS + WARMUP_S + 2) / BATCH) + BULK_CONNECTIONS
     bulk = write_requests(signed_batch(run_id, b * BATCH, now) for b in range(batches))
     single = write_requests(signed_ingest(envelope(f"s{run_id}", i), now)
-                            for i in range(int(SINGLE_MAX_RPS * (SINGLE_SECONDS + WARMUP_S + 2))))
+                            for i in range(int(SINGLE_MAX_RPS * (SINGLE_SECONDS + 2))))
+    warm = write_requests(signed_ingest(envelope(f"w{run_id}", i), now)
+                          for i in range(int(SINGLE_MAX_RPS * (WARMUP_S + 1))))
     try:
         with project_server() as url:
-            wrk(url, single, connections=16, duration_s=WARMUP_S)
+            wrk(url, warm, connections=16, duration_s=WARMUP_S)  # none sent again
             result = wrk(url, single, connections=16, duration_s=SINGLE_SECONDS)
             if result.errors:
                 raise RuntimeError(f"single ingest: {result.errors} errors; void")
@@ -226,6 +228,7 @@ def _http() -> dict[str, float]:
     finally:
         bulk.unlink()
         single.unlink()
+        warm.unlink()
     return figures
 
 

@@ -25,6 +25,8 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.servers import baseline_server, project_server
@@ -40,7 +42,7 @@ DURATION_S = float(os.environ.get("BENCH_FEED_SECONDS", "6"))
 WARMUP_S = 1.0
 REPS = int(os.environ.get("BENCH_REPS", "2"))
 FEED_ROWS = int(os.environ.get("BENCH_FEED_ROWS", "200000"))
-MAX_RPS = int(os.environ.get("BENCH_FEED_MAX_RPS", "4000"))
+MAX_RPS = int(os.environ.get("BENCH_FEED_MAX_RPS", "10000"))
 BASELINE_WORKERS = (2, 3, 4, 5)
 
 
@@ -73,10 +75,9 @@ WEB_PROCESSES = (1, 2, 3)
 def _web_processes() -> dict[str, float]:
     figures: dict[str, float] = {}
     for workers in WEB_PROCESSES:
-        with project_server(workers=workers) as url:
-            ingest = write_requests(_ingest_requests())
-            result = _measure(url, ingest, 64, f"ingest, {workers} web processes")
-            ingest.unlink()
+        with project_server(workers=workers) as url, \
+                _one_shot(_ingest_requests) as (warmup, ingest):
+            result = _measure(url, ingest, 64, f"ingest, {workers} web processes", warmup)
         figures[f"ingest_rps_web{workers}"] = result.rps
         figures[f"ingest_p99_ms_web{workers}"] = result.p99_ms
     print("   web processes: " + ", ".join(
@@ -84,12 +85,29 @@ def _web_processes() -> dict[str, float]:
     return figures
 
 
-def _measure(url: str, requests: Path, connections: int, what: str) -> WrkResult:
-    wrk(url, requests, connections=connections, duration_s=WARMUP_S)
+def _measure(url: str, requests: Path, connections: int, what: str,
+             warmup: Path | None = None) -> WrkResult:
+    """A warm-up, then the measured run. Requests meant to be sent once (new milestones)
+    come with a ``warmup`` file of their own, so the measured run sends none of them
+    again; it is void if it runs out of them."""
+    wrk(url, warmup or requests, connections=connections, duration_s=WARMUP_S)
     result = wrk(url, requests, connections=connections, duration_s=DURATION_S)
     if result.errors:
         raise RuntimeError(f"{what}: {result.errors} errors (non-2xx or socket); void")
+    if warmup is not None and result.requests >= _count():
+        raise RuntimeError(f"{what}: the prepared requests ran out; raise BENCH_FEED_MAX_RPS")
     return result
+
+
+@contextmanager
+def _one_shot(make: Callable[[float], list[bytes]]) -> Iterator[tuple[Path, Path]]:
+    """Request files for a warm-up and a measured run, no request in both."""
+    warmup, measured = write_requests(make(WARMUP_S)), write_requests(make(DURATION_S))
+    try:
+        yield warmup, measured
+    finally:
+        warmup.unlink()
+        measured.unlink()
 
 
 def _baselines() -> dict[str, float]:
@@ -97,11 +115,10 @@ def _baselines() -> dict[str, float]:
     feed = write_requests([http_request("GET", "/bench/feed-pgjson")])
     for workers in BASELINE_WORKERS:
         with baseline_server(workers) as url:
-            bare = write_requests(_bare_requests())
-            result = _measure(url, bare, 64, f"bare insert, {workers} workers")
+            with _one_shot(_bare_requests) as (warmup, bare):
+                result = _measure(url, bare, 64, f"bare insert, {workers} workers", warmup)
             figures[f"baseline_bare_gunicorn_rps_w{workers}"] = result.rps
             figures[f"baseline_bare_gunicorn_p99_ms_w{workers}"] = result.p99_ms
-            bare.unlink()
             result = _measure(url, feed, 16, f"pgjson feed, {workers} workers")
             figures[f"baseline_feed_pgjson_rps_w{workers}"] = result.rps
             figures[f"baseline_feed_pgjson_p99_ms_w{workers}"] = result.p99_ms
@@ -114,10 +131,9 @@ def _project() -> dict[str, float]:
     feed = write_requests([http_request("GET", "/api/milestones/latest?limit=50")])
     with project_server() as url:
         for connections, suffix in ((64, ""), (16, "_16c")):
-            ingest = write_requests(_ingest_requests())
-            before = _feed_count()
-            result = _measure(url, ingest, connections, "ingest")
-            ingest.unlink()
+            with _one_shot(_ingest_requests) as (warmup, ingest):
+                before = _feed_count()
+                result = _measure(url, ingest, connections, "ingest", warmup)
             # Every request must have been a new milestone: no duplicate, no silent loss.
             stored = _feed_count() - before
             if stored < result.requests:
@@ -132,8 +148,8 @@ def _project() -> dict[str, float]:
     return figures
 
 
-def _count() -> int:
-    return int(MAX_RPS * (DURATION_S + WARMUP_S + 2))
+def _count(seconds: float = DURATION_S) -> int:
+    return int(MAX_RPS * (seconds + 2))
 
 
 def envelope(run_id: str, i: int) -> dict:
@@ -168,18 +184,18 @@ def signed_ingest(envelope: dict, now: float) -> bytes:
                         headers={"Content-Type": "application/json", **headers})
 
 
-def _ingest_requests() -> list[bytes]:
+def _ingest_requests(seconds: float = DURATION_S) -> list[bytes]:
     run_id, now = uuid.uuid4().hex[:8], time.time()
-    return [signed_ingest(envelope(run_id, i), now) for i in range(_count())]
+    return [signed_ingest(envelope(run_id, i), now) for i in range(_count(seconds))]
 
 
-def _bare_requests() -> list[bytes]:
+def _bare_requests(seconds: float = DURATION_S) -> list[bytes]:
     from django.conf import settings
 
     secret = settings.MILESTONE_SIGNING_SECRET.split(",")[0].encode()
     run_id = uuid.uuid4().hex[:8]
     requests = []
-    for i in range(_count()):
+    for i in range(_count(seconds)):
         body = json.dumps(envelope(run_id, i), separators=(",", ":")).encode()
         signature = hmac.new(secret, body, hashlib.sha256).hexdigest()
         requests.append(http_request("POST", "/bench/bare-insert", body=body, headers={
