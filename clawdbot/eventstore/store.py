@@ -275,8 +275,9 @@ def _copy_batch(streams: list[str], expected: list[int | None], event_stream: li
     """
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        # Binary parameters: a text array of 1,000 stream ids needs no quoting pass.
         cursor.execute(_RESERVE, [APPEND_LOCK_KEY, streams, expected, event_stream],
-                       prepare=True)
+                       prepare=True, binary=True)
         reserved = cursor.fetchone()
     assert reserved is not None  # the function returns one row
     current, positions, at = reserved
