@@ -119,6 +119,14 @@ def parse_timestamp(text: str) -> datetime:
     match = _DATETIME.fullmatch(text)
     if match is None:
         raise ValueError("Must be an ISO-8601 date-time, e.g. 2026-02-28T12:34:56.000Z.")
+    # The common form (what JavaScript's toISOString writes) by the C parser, which reads
+    # it exactly as below; anything else, or an invalid value, takes the general path.
+    frac = match.group(7)
+    if text[10] == "T" and text[-1] == "Z" and (frac is None or len(frac) <= 6):
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
     year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = match.groups()
     if not zulu and not sign:
         raise ValueError("Must include a time zone: Z or an offset such as +02:00.")

@@ -66,18 +66,26 @@ def _string_problem(text: str) -> str | None:
 # What the JSON text of a value holds wherever the value holds a problem: NUL is written
 # \u0000, a lone surrogate as itself (ensure_ascii off), a non-finite number as NaN or
 # Infinity, the key as "__proto__", and an integer beyond 2**53 as 16 digits or more. A text
-# without any of them proves the value clean.
-_SUSPECT = re.compile(r'\\u0000|[\ud800-\udfff]|NaN|Infinity|"__proto__"|[0-9]{16}')
+# without any of them proves the value clean. Each is looked for by a C-speed substring
+# search (a regular expression of them all took three times as long): digit runs as runs of
+# "0" once every digit is turned into one.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * 16
+_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 def _surely_clean(value: Any) -> bool:
     """True only when ``value`` has nothing ``content_problems`` would report: one pass of
     the C encoder over it instead of a path per node (most of an envelope's validation)."""
     try:
-        text = json.dumps(value, ensure_ascii=False, check_circular=False)
+        text = _encode(value)
     except (TypeError, ValueError, RecursionError):
         return False
-    return _SUSPECT.search(text) is None
+    if "\\u0000" in text or "NaN" in text or "Infinity" in text or '"__proto__"' in text:
+        return False
+    if not text.isascii() and _SURROGATE.search(text):
+        return False
+    return _LONG_DIGIT_RUN not in text.encode().translate(_DIGITS_TO_ZERO)
 
 
 def integer_exact_in_javascript(value: int) -> bool:
