@@ -91,6 +91,9 @@ def web_command(host: str, port: int | str, stack: str | None = None,
         log = "--access-log" if access_log() else "--no-access-log"
         return [sys.executable, "-m", "uvicorn", "--host", host, "--port", str(port),
                 log, "--lifespan", "off", "--no-server-header", "--ws-max-size", "65536",
+                # uvicorn's WebSocket protocol, a turn's frames per socket in one write.
+                "--ws", "clawdbot.wsserver:CoalescedWebSocketProtocol",
+                "--ws-per-message-deflate", "false",
                 "--workers", str(workers), "--timeout-graceful-shutdown", str(GRACEFUL_S),
                 # Forwarded headers are judged by clawdbot.forwarded, from trusted proxies.
                 "--no-proxy-headers", app]
