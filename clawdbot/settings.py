@@ -160,6 +160,10 @@ CLAWDBOT_WS_ORIGINS = env.list("CLAWDBOT_WS_ORIGINS", default=[])
 # either, a new socket is closed at once with 1013 and the reason (docs/OPERATIONS.md).
 CLAWDBOT_WS_MAX_PER_PROCESS = env.int("CLAWDBOT_WS_MAX_PER_PROCESS", default=5000)
 CLAWDBOT_WS_MAX_PER_ADDRESS = env.int("CLAWDBOT_WS_MAX_PER_ADDRESS", default=100)
+# Least milliseconds between two reads of a web process's live listener: milestones that
+# commit within it reach each socket in one write (feed_app/live.py). 0 reads on every
+# notification.
+CLAWDBOT_LIVE_COALESCE_MS = env.float("CLAWDBOT_LIVE_COALESCE_MS", default=20.0)
 
 Q_CLUSTER = {
     # Workers of one name share a queue: a Redis serving two deployments needs two names.

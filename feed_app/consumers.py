@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
+from collections import Counter, deque
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -67,7 +67,8 @@ class MilestoneConsumer(AsyncWebsocketConsumer):
             return
         self._address = address
         _open[address] += 1
-        self._queue: asyncio.Queue[live.Batch] = asyncio.Queue()
+        self._queue: deque[live.Batch] = deque()
+        self._wake: asyncio.Future[None] | None = None
         self._hub = live.hub()
         self._pump: asyncio.Task[None] | None = None
         try:
@@ -88,27 +89,37 @@ class MilestoneConsumer(AsyncWebsocketConsumer):
         self._pump = asyncio.create_task(self._send_live())
 
     def _enqueue(self, batch: live.Batch) -> None:
-        if self._queue.qsize() >= MAX_QUEUED_BATCHES:
+        if len(self._queue) >= MAX_QUEUED_BATCHES:
             self._hub.unsubscribe(self._enqueue)
             asyncio.create_task(self.close(code=1013))
             return
-        self._queue.put_nowait(batch)
+        self._queue.append(batch)
+        wake, self._wake = self._wake, None
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     async def _send_live(self) -> None:
+        # A deque and one future per wait: an asyncio.Queue's bookkeeping cost more than
+        # the send itself with 1,000 sockets (docs/PERFORMANCE.md, the realtime profile).
+        loop = asyncio.get_running_loop()
         while True:
-            batch = await self._queue.get()
+            if not self._queue:
+                self._wake = loop.create_future()
+                await self._wake
+                continue
+            batch = self._queue.popleft()
             if batch.after > self.last_sent:  # behind this batch: read what is missing
                 await self._send_stored()
             for item in batch.frames:
                 if item.position > self.last_sent:
-                    await self.send(text_data=item.text)
+                    await self.base_send(item.send)
                     self.last_sent = item.position
 
     async def _send_stored(self) -> None:
         """Send every stored milestone after ``last_sent``, in position order."""
         while batch := await _frames_after(self.last_sent):
             for item in batch:
-                await self.send(text_data=item.text)
+                await self.base_send(item.send)
             self.last_sent = batch[-1].position
 
     async def disconnect(self, code: int) -> None:

@@ -29,10 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from django.conf import settings
 from psycopg import AsyncConnection, sql
 
 from clawdbot import asyncdb
 from clawdbot.contract import js_iso_timestamp
+from clawdbot.wsserver import text_message
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,13 @@ READ_BATCH = 500
 RECONNECT_S = 1.0
 #: The listener connection's name in pg_stat_activity.
 APPLICATION_NAME = "clawdbot-live"
+
+
+
+def coalesce_s() -> float:
+    """``CLAWDBOT_LIVE_COALESCE_MS``: the least time between two reads of one listener."""
+    return settings.CLAWDBOT_LIVE_COALESCE_MS / 1000
+
 
 _READ_AFTER = """
     SELECT position, idempotency_key, received_at, event FROM feed_item
@@ -65,16 +74,19 @@ def milestone_message(
 
 @dataclass(frozen=True)
 class Frame:
-    """One message, serialised once for every socket that sends it."""
+    """One message, serialised and framed once for every socket that sends it."""
 
     position: int
     text: str
+    #: The ASGI ``websocket.send`` message (clawdbot.wsserver.text_message).
+    send: dict[str, Any]
 
 
 def frame(position: int, idempotency_key: str, received_at: Any, event: Any) -> Frame:
     message = milestone_message(position=position, idempotency_key=idempotency_key,
                                 received_at=received_at, event=event)
-    return Frame(position, json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+    return Frame(position, text, text_message(text))
 
 
 @dataclass(frozen=True)
@@ -147,12 +159,21 @@ class Hub:
                 ready.set_result(None)
             else:  # a reconnection: what was committed meanwhile
                 await self._read(conn)
+            loop = asyncio.get_running_loop()
+            last_read = 0.0
             while True:
                 # The generator holds the connection until it ends: wait for one
                 # notification, then read. Those that arrive meanwhile are kept by psycopg
                 # and end the next wait at once.
                 async for _notify in conn.notifies(stop_after=1):
                     pass
+                # Under load, at most one read per COALESCE_S: each read costs a write on
+                # every socket, so milestones that commit close together go out together.
+                # A milestone after a quiet spell is read at once.
+                pause = last_read + coalesce_s() - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+                last_read = loop.time()
                 await self._read(conn)
         finally:
             await conn.close()

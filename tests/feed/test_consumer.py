@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -9,6 +10,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from clawdbot.asgi import application
+from clawdbot.wsserver import text_message
 from feed_app import live
 from tests.factories import EnvelopeFactory
 from tests.feed.conftest import IngestClient
@@ -155,7 +157,8 @@ def test_malformed_after_closes_the_socket(query):
 
 
 def _frame(message: dict) -> live.Frame:
-    return live.Frame(message["position"], json.dumps(message))
+    text = json.dumps(message)
+    return live.Frame(message["position"], text, text_message(text))
 
 
 def _hand_out(batch: live.Batch) -> None:
@@ -244,6 +247,33 @@ def test_a_wake_up_costs_one_read_per_process_whatever_the_number_of_sockets(mon
     # One read per wake-up for the 40 sockets of the process (a notification that arrives
     # during a read costs one empty read more), not one per socket.
     assert 3 <= reads["hub"] <= 6
+
+
+def test_milestones_committed_close_together_reach_the_sockets_in_one_batch(settings):
+    # CLAWDBOT_LIVE_COALESCE_MS: after a read, the listener reads again no sooner than
+    # that, so three milestones stored right after the first one go out as one batch (one
+    # write per socket, not three). 1.5 s leaves the three stores ample time.
+    settings.CLAWDBOT_LIVE_COALESCE_MS = 1500.0
+
+    async def frames_seen(batches: list[live.Batch], count: int) -> None:
+        while sum(len(batch.frames) for batch in batches) < count:
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> tuple[list[int], list[int], list[list[int]]]:
+        batches: list[live.Batch] = []
+        hub = live.hub()
+        await hub.subscribe(batches.append)
+        try:
+            first = await sync_to_async(_store)(1)
+            await asyncio.wait_for(frames_seen(batches, 1), timeout=10)
+            rest = await sync_to_async(_store)(3)
+            await asyncio.wait_for(frames_seen(batches, 4), timeout=10)
+        finally:
+            hub.unsubscribe(batches.append)
+        return first, rest, [[f.position for f in batch.frames] for batch in batches]
+
+    first, rest, batches = async_to_sync(scenario)()
+    assert batches == [first, rest]
 
 
 def _terminate_listeners() -> None:
