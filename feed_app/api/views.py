@@ -72,7 +72,13 @@ class BatchIngestView(PublicFeedView):
     )
     def post(self, request: Request) -> Response:
         body = ingest_request(request, limit=settings.MILESTONE_INGEST_BATCH_MAX_BYTES)
-        return Response(batch.batch_ingest(request=body).body())
+        response = Response(batch.batch_ingest(request=body).body())
+        # A batch holds one web process's CPU for a tenth of a second: closing the
+        # connection sends the sender's next batch to whichever process accepts first, the
+        # idle one, where a kept-alive connection would queue behind its busy process
+        # (docs/PERFORMANCE.md, "Runs E-G": 3:1 splits between processes before).
+        response["Connection"] = "close"
+        return response
 
 
 _FILTERS = [
