@@ -76,7 +76,7 @@ class BatchIngestView(PublicFeedView):
         # A batch holds one web process's CPU for a tenth of a second: closing the
         # connection sends the sender's next batch to whichever process accepts first, the
         # idle one, where a kept-alive connection would queue behind its busy process
-        # (docs/PERFORMANCE.md, "Runs E-G": 3:1 splits between processes before).
+        # (docs/PERFORMANCE.md, "Batches on several web processes").
         response["Connection"] = "close"
         return response
 

@@ -3,6 +3,7 @@ a replay, wrong signatures, and the WebSocket sees batch items as single ingests
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 
@@ -63,22 +64,16 @@ def test_batches_over_http_mixed_replayed_and_forged():
         "invalid_event", "invalid_event", "signature_invalid"]
 
 
-def _raw_exchange(sock: socket.socket, path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    """Send one request on ``sock``; return the head and body of its answer."""
+def _post(sock: socket.socket, path: str, body: bytes, headers: dict[str, str]
+          ) -> http.client.HTTPResponse:
+    """One request on ``sock`` (kept open by the client); the answer, read whole."""
     lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}",
-             "Content-Type: application/json", *(f"{k}: {v}" for k, v in headers.items()
-                                                 if k.lower() != "content-type")]
+             *(f"{k}: {v}" for k, v in {"Content-Type": "application/json", **headers}.items())]
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        answer += sock.recv(65536)
-    head, _, rest = answer.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:")))
-    while len(rest) < length:
-        rest += sock.recv(65536)
-    return head.lower()
-
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    response.read()
+    return response
 
 def test_a_batch_answer_closes_its_connection_and_a_single_ingest_keeps_it():
     """A batch is seconds of one process's CPU: answered with ``Connection: close``, the
@@ -89,10 +84,9 @@ def test_a_batch_answer_closes_its_connection_and_a_single_ingest_keeps_it():
     with asgi_server() as server:
         address = ("127.0.0.1", int(server.rsplit(":", 1)[1]))
         with socket.create_connection(address, timeout=10) as sock:
-            head = _raw_exchange(sock, "/internal/milestones/ingest", single_body,
-                                 single_headers)
-            assert head.startswith(b"http/1.1 200") and b"connection: close" not in head
-            head = _raw_exchange(sock, "/internal/milestones/ingest/batch", body, headers)
-            assert head.startswith(b"http/1.1 200") and b"connection: close" in head
+            single = _post(sock, "/internal/milestones/ingest", single_body, single_headers)
+            assert single.status == 200 and single.getheader("connection") is None
+            answer = _post(sock, "/internal/milestones/ingest/batch", body, headers)
+            assert answer.status == 200 and answer.getheader("connection") == "close"
             assert sock.recv(1) == b"", "the server closed the connection after the batch"
     assert FeedItem.objects.count() == 4
