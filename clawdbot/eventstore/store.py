@@ -20,6 +20,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+import orjson
 import psycopg
 from django.db import IntegrityError, connection, transaction
 
@@ -80,6 +81,25 @@ def _json_array(texts: Sequence[str]) -> str:
     return "[" + ",".join(texts) + "]"
 
 
+# Event data and metadata are written as JSON by orjson: 0.3 us for a 400-byte milestone
+# where json.dumps takes 3.8 (a sixth of an append_batch of 1,000 events), with json.dumps
+# deciding wherever orjson could write something else. Under these options orjson refuses
+# what it would write differently (datetimes, dataclasses, subclasses of the JSON types,
+# non-string keys, integers past 64 bits, lone surrogates), and a text with a null in it
+# is written again by json.dumps, since orjson writes NaN and the infinities as null where
+# json.dumps writes what PostgreSQL refuses (an event that holds one is not stored).
+_ORJSON_OPTIONS = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+                   | orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
+def _dumps(value: Any) -> str:
+    try:
+        text = orjson.dumps(value, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError:
+        return json.dumps(value)
+    return json.dumps(value) if b"null" in text else text.decode()
+
+
 # One round trip: eventstore_append (migration 0002) takes the append lock, reads the
 # stream's version with a fresh snapshot, checks it and inserts. ON CONFLICT leaves the
 # final word on duplicates to the unique (stream, version) index.
@@ -110,8 +130,8 @@ def append(
         APPEND_LOCK_KEY,
         stream_id,
         [e.type for e in events],
-        _json_array([json.dumps(e.data) for e in events]),
-        _json_array([json.dumps(e.metadata) for e in events]),
+        _json_array([_dumps(e.data) for e in events]),
+        _json_array([_dumps(e.metadata) for e in events]),
         None if expected is Expect.ANY else expected,
     ]
     rows = _insert(params)
@@ -181,67 +201,73 @@ def append_batch(appends: Sequence[Append]) -> list[AppendOutcome]:
     streams: list[str] = []
     expected: list[int | None] = []
     next_version: dict[str, int | None] = {}  # what a later Append may expect, if known
-    event_stream, types, data, metadata = [], [], [], []
-    # A batch's events mostly share one metadata object (the request's): serialised once.
-    metadata_text: dict[int, tuple[dict[str, Any], str]] = {}
+    event_stream: list[int] = []
+    events: list[NewEvent] = []
     for a in appends:
         if not a.events:
             continue
-        wanted = (None if a.expected_version is Expect.ANY
-                  else 0 if a.expected_version is Expect.NO_STREAM else a.expected_version)
-        if a.stream_id not in ordinal_of:
-            streams.append(a.stream_id)
+        stream_id, count = a.stream_id, len(a.events)
+        ordinal = ordinal_of.get(stream_id)
+        if ordinal is None:
+            wanted = (None if a.expected_version is Expect.ANY
+                      else 0 if a.expected_version is Expect.NO_STREAM else a.expected_version)
+            streams.append(stream_id)
             expected.append(wanted)
-            ordinal_of[a.stream_id] = len(streams)
-            next_version[a.stream_id] = None if wanted is None else wanted + len(a.events)
+            ordinal = ordinal_of[stream_id] = len(streams)
+            next_version[stream_id] = None if wanted is None else wanted + count
         else:
-            known = next_version[a.stream_id]
-            if wanted is not None and (a.expected_version is Expect.NO_STREAM
-                                       or wanted != known):
-                raise ValueError(f"append_batch: stream {a.stream_id!r} again, expecting "
+            known = next_version[stream_id]
+            if a.expected_version is not Expect.ANY and (
+                    a.expected_version is Expect.NO_STREAM or a.expected_version != known):
+                raise ValueError(f"append_batch: stream {stream_id!r} again, expecting "
                                  f"{a.expected_version}; a repeated stream expects Expect.ANY "
                                  "or the version its earlier appends leave")
             if known is not None:
-                next_version[a.stream_id] = known + len(a.events)
-        for e in a.events:
-            event_stream.append(ordinal_of[a.stream_id])
-            types.append(e.type)
-            data.append(json.dumps(e.data))
-            known_text = metadata_text.get(id(e.metadata))
-            if known_text is None or known_text[0] is not e.metadata:
-                known_text = metadata_text[id(e.metadata)] = (e.metadata,
-                                                              json.dumps(e.metadata))
-            metadata.append(known_text[1])
+                next_version[stream_id] = known + count
+        if count == 1:
+            event_stream.append(ordinal)
+        else:
+            event_stream.extend([ordinal] * count)
+        events.extend(a.events)
     if not streams:
         return [AppendOutcome([]) for _ in appends]
+    types = [e.type for e in events]
+    data = list(map(_dumps, [e.data for e in events]))
+    # A batch's events mostly share one metadata object (the request's): serialised once.
+    metadata_text: dict[int, tuple[dict[str, Any], str]] = {}
+    metadata: list[str] = []
+    for e in events:
+        known_text = metadata_text.get(id(e.metadata))
+        if known_text is None or known_text[0] is not e.metadata:
+            known_text = metadata_text[id(e.metadata)] = (e.metadata, _dumps(e.metadata))
+        metadata.append(known_text[1])
     batch = (streams, expected, event_stream, types, data, metadata)
-    rows = _copy_batch(*batch) if len(types) >= COPY_FROM_EVENTS else None
-    if rows is None:
-        rows = _insert_batch(*batch)
-    by_stream: dict[int, list[tuple[Any, ...]]] = {}
-    at = None
-    for ordinal, position, version, changed_at in rows:  # in position order (version order)
-        at = changed_at or at
-        by_stream.setdefault(ordinal, []).append((position, version, at))
-    wanted_count = Counter(event_stream)
-    # Under the append lock a stream is written whole or not at all (see append).
-    refused = {o for o in wanted_count if len(by_stream.get(o, ())) != wanted_count[o]}
+    written = _copy_batch(*batch) if len(types) >= COPY_FROM_EVENTS else None
+    if written is None:
+        written = _insert_batch(*batch)
+    rows, refused = written
+    # Rows come in position order, which is input order: each Append not refused takes
+    # the next len(events) of them.
+    next_row = iter(rows)
+    at: Any = None  # the first row carries it
     outcomes: list[AppendOutcome] = []
     for a in appends:
         if not a.events:
             outcomes.append(AppendOutcome([]))
             continue
-        ordinal = ordinal_of[a.stream_id]
-        if ordinal in refused:
+        if ordinal_of[a.stream_id] in refused:
             outcomes.append(AppendOutcome([], ConcurrencyError(
                 a.stream_id, a.expected_version, stream_version(a.stream_id))))
             continue
-        got = by_stream[ordinal]
-        mine, by_stream[ordinal] = got[:len(a.events)], got[len(a.events):]
-        outcomes.append(AppendOutcome([
-            RecordedEvent(pos, a.stream_id, version, e.type, e.data, e.metadata, at)
-            for (pos, version, at), e in zip(mine, a.events, strict=True)]))
+        recorded = []
+        for e in a.events:
+            position, version, changed_at = next(next_row)
+            at = changed_at or at
+            recorded.append(RecordedEvent(position, a.stream_id, version, e.type, e.data,
+                                          e.metadata, at))
+        outcomes.append(AppendOutcome(recorded))
     return outcomes
+
 
 
 # From this many events on, append_batch reserves positions and versions under the append
@@ -251,60 +277,80 @@ def append_batch(appends: Sequence[Append]) -> list[AppendOutcome]:
 # (savepoint, COPY, release) cost more than they save.
 COPY_FROM_EVENTS = 100
 
-_RESERVE = "SELECT * FROM eventstore_reserve_batch(%s, %s, %s, %s)"
+# The stream ids travel as one JSON array text and the numbers as array literals joined in
+# C: psycopg dumps a list as an array in Python, element by element (with a regular
+# expression each for quoting in text form), 1.4 ms of a 1,000-stream call.
+_RESERVE = ("SELECT * FROM eventstore_reserve_batch(%s, ARRAY(SELECT x FROM"
+            " json_array_elements_text(%s::json) WITH ORDINALITY AS t(x, o) ORDER BY o),"
+            " %s::integer[], %s::integer[])")
+
+
+def _int_array(numbers: Sequence[int | None]) -> str:
+    """An integer[] literal; None is NULL."""
+    return "{" + ",".join(["NULL" if n is None else str(n) for n in numbers]) + "}"
+
+
 _COPY = "COPY eventstore_event (position, stream_id, version, type, data, metadata) FROM STDIN"
-BatchRow = tuple[int, int, int, "datetime | None"]  # stream ordinal, position, version, at
+BatchRow = tuple[int, int, "datetime | None"]  # position, version, at (where it changes)
+Written = tuple[list[BatchRow], set[int]]  # rows in position order, refused stream ordinals
 
 
 def _insert_batch(streams: list[str], expected: list[int | None], event_stream: list[int],
-                  types: list[str], data: list[str], metadata: list[str]) -> list[BatchRow]:
-    """The whole batch in one statement (eventstore_append_batch): rows in position order."""
+                  types: list[str], data: list[str], metadata: list[str]) -> Written:
+    """The whole batch in one statement (eventstore_append_batch)."""
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(_APPEND_BATCH, [APPEND_LOCK_KEY, streams, expected, event_stream, types,
                                        _json_array(data), _json_array(metadata)], prepare=True)
-        return cursor.fetchall()
+        returned = cursor.fetchall()
+    # Under the append lock a stream is written whole or not at all (see append).
+    wanted = Counter(event_stream)
+    got = Counter(ordinal for ordinal, *_rest in returned)
+    refused = {ordinal for ordinal in wanted if got[ordinal] != wanted[ordinal]}
+    return [(position, version, at) for _o, position, version, at in returned], refused
 
 
 def _copy_batch(streams: list[str], expected: list[int | None], event_stream: list[int],
-                types: list[str], data: list[str], metadata: list[str]) -> list[BatchRow] | None:
-    """Reserve, then COPY, inside a savepoint: rows in position order, or None when the
-    unique (stream, version) index refused a row (one written without the append lock, or
-    a transaction whose snapshot predates the lock), the savepoint rolled back for
-    ``_insert_batch`` to decide per stream.
+                types: list[str], data: list[str], metadata: list[str]) -> Written | None:
+    """Reserve, then COPY, inside a savepoint; or None when the unique (stream, version)
+    index refused a row (one written without the append lock, or a transaction whose
+    snapshot predates the lock), the savepoint rolled back for ``_insert_batch`` to decide
+    per stream.
     """
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        # Binary parameters: a text array of 1,000 stream ids needs no quoting pass.
-        cursor.execute(_RESERVE, [APPEND_LOCK_KEY, streams, expected, event_stream],
-                       prepare=True, binary=True)
+        cursor.execute(_RESERVE, [APPEND_LOCK_KEY, json.dumps(streams), _int_array(expected),
+                                  _int_array(event_stream)], prepare=True, binary=True)
         reserved = cursor.fetchone()
     assert reserved is not None  # the function returns one row
     current, positions, at = reserved
     positions.sort()
-    admitted = [want is None or want == have for want, have in zip(expected, current,
-                                                                   strict=True)]
-    version = list(current)
+    refused = {ordinal for ordinal, (want, have) in enumerate(zip(expected, current,
+                                                                  strict=True), 1)
+               if want is not None and want != have}
+    version = [0, *current]  # by ordinal
     rows: list[BatchRow] = []
     copied: list[tuple[int, str, int, str, str, str]] = []
     next_position = iter(positions)
     for ordinal, type_, text, meta in zip(event_stream, types, data, metadata, strict=True):
-        if not admitted[ordinal - 1]:
+        if refused and ordinal in refused:
             continue
-        version[ordinal - 1] += 1
+        version[ordinal] = v = version[ordinal] + 1
         position = next(next_position)
-        rows.append((ordinal, position, version[ordinal - 1], at if not rows else None))
-        copied.append((position, streams[ordinal - 1], version[ordinal - 1], type_, text, meta))
+        rows.append((position, v, None))
+        copied.append((position, streams[ordinal - 1], v, type_, text, meta))
     if not copied:
-        return rows
+        return rows, refused
+    rows[0] = (rows[0][0], rows[0][1], at)
     try:
         with transaction.atomic(), connection.wrap_database_errors, \
                 psycopg.Cursor(connection.connection) as cursor, cursor.copy(_COPY) as copy:
+            write_row = copy.write_row
             for row in copied:
-                copy.write_row(row)
+                write_row(row)
     except IntegrityError:
         return None
-    return rows
+    return rows, refused
 
 
 def stream_version(stream_id: str) -> int:

@@ -222,3 +222,52 @@ def test_a_row_written_around_the_lock_is_still_never_duplicated():
     assert results == [[False, True]]
     assert [e.type for e in store.read_stream("contested")] == ["by-hand"]
     assert [e.type for e in store.read_stream("bystander")] == ["batch"]
+
+
+AWKWARD_DATA = {
+    "text": 'quote " backslash \\ tab \t newline \n brace { comma , é 漢 😀',
+    "big": 2**70, "negative": -(2**63) - 1, "float": 0.1, "nested": [{"a": [None, True]}],
+    7: "a number key",
+}
+
+
+@pytest.mark.django_db
+def test_awkward_stream_ids_and_data_are_stored_exactly_as_json_reads_them():
+    awkward_stream = 'id with "quotes", {braces}, \\ and NULL'
+    with transaction.atomic():
+        outcomes = store.append_batch([
+            Append(awkward_stream, [NewEvent("t", AWKWARD_DATA, {"k": "v"})], Expect.NO_STREAM),
+            Append("NULL", [NewEvent("t", {"n": 1})], Expect.NO_STREAM),
+        ])
+    assert [o.conflict for o in outcomes] == [None, None]
+    stored = store.read_stream(awkward_stream)[0]
+    # JSON turns the number key into a string; every other value comes back unchanged.
+    assert stored.data == {**{k: v for k, v in AWKWARD_DATA.items() if k != 7}, "7": "a number key"}
+    assert stored.metadata == {"k": "v"}
+    assert store.stream_version("NULL") == 1
+
+
+@pytest.mark.django_db
+def test_data_json_cannot_write_is_refused_and_nothing_is_written():
+    from datetime import UTC, datetime
+
+    with pytest.raises(TypeError, match="datetime"), transaction.atomic():
+        store.append_batch([
+            Append("fine", _events("e"), Expect.NO_STREAM),
+            Append("dated", [NewEvent("t", {"at": datetime.now(UTC)})], Expect.NO_STREAM),
+        ])
+    assert store.stream_version("fine") == store.stream_version("dated") == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_a_number_json_has_no_form_for_is_refused_and_a_null_is_kept(number):
+    from django.db import DataError
+
+    with transaction.atomic():
+        store.append_batch([Append("nulls", [NewEvent("t", {"n": None, "l": [None]})],
+                                   Expect.NO_STREAM)])
+    assert store.read_stream("nulls")[0].data == {"n": None, "l": [None]}
+    with pytest.raises(DataError), transaction.atomic():
+        store.append_batch([Append("nan", [NewEvent("t", {"n": number})], Expect.NO_STREAM)])
+    assert store.stream_version("nan") == 0
