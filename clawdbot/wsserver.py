@@ -16,6 +16,13 @@ The live feed sends each milestone to every socket, so its messages come framed 
 per socket, when the socket is in the plain state where that is exactly what it would
 write. Per-message compression is off (``clawdbot.serve``): it would deflate every
 milestone once per socket.
+
+The live feed's listener goes one step further (``WRITE_FRAMED``): the scope's
+extensions carry a plain function that writes bytes framed beforehand straight to the
+socket, when the socket is in that same plain state and can take them, and says whether it
+did. A batch of milestones then reaches every up-to-date socket of the process within the
+listener's own turn, one ``write`` per socket, without waking a task per socket or going
+through the ASGI ``send`` coroutine (docs/PERFORMANCE.md, the realtime profile).
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from websockets.protocol import State
 #: The key of an ASGI ``websocket.send`` message that carries the message's frame as it
 #: goes on the wire. Servers other than this one ignore it and frame ``text`` themselves.
 FRAME_KEY = "clawdbot.frame"
+#: The scope extension holding ``write_framed(data: bytes) -> bool`` (see the module).
+WRITE_FRAMED = "clawdbot.write_framed"
 
 
 def text_message(text: str) -> dict[str, Any]:
@@ -62,6 +71,13 @@ class CoalescedWrites:
         if not self._transport.is_closing():
             self._transport.write(data)
 
+    def write_now(self, data: bytes) -> None:
+        """Write ``data`` at once, or behind what this turn has pending (order is kept)."""
+        if self._pending:
+            self._pending.append(data)
+        elif not self._transport.is_closing():
+            self._transport.write(data)
+
     def close(self) -> None:
         self.flush()
         self._transport.close()
@@ -71,21 +87,41 @@ class CoalescedWrites:
 
 
 class CoalescedWebSocketProtocol(WebSocketsSansIOProtocol):
+    transport: CoalescedWrites  # type: ignore[assignment]
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.transport = CoalescedWrites(self.transport)  # type: ignore[assignment]
+        self.transport = CoalescedWrites(self.transport)  # type: ignore[arg-type]
 
-    async def send(self, message: Any) -> None:
-        """A message framed beforehand goes out as it is, when nothing could make its bytes
-        differ (no compression negotiated, no fragmented message under way) and the socket
-        is open and writable; anything else takes uvicorn's way, errors included."""
-        frame = message.get(FRAME_KEY)
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)  # none when the handshake was refused
+        if scope is not None:
+            scope["extensions"][WRITE_FRAMED] = self.write_framed
+
+    def _plain(self) -> bool:
+        """Open, writable and plain: bytes framed beforehand are exactly what uvicorn would
+        write (no compression negotiated, no fragmented message under way)."""
         conn = self.conn
-        if (frame is not None and message["type"] == "websocket.send"
-                and self.writable.is_set() and self.handshake_complete
+        return (self.writable.is_set() and self.handshake_complete
                 and self.initial_response is None and not self.close_sent
                 and not self.disconnected and conn.state is State.OPEN
-                and not conn.extensions and not conn.expect_continuation_frame):
+                and not conn.extensions and not conn.expect_continuation_frame
+                and not self.transport.is_closing())
+
+    def write_framed(self, data: bytes) -> bool:
+        """Write frames built beforehand now, if the socket is plain and can take them;
+        False (nothing written) otherwise, for the caller to go through ``send``."""
+        if not self._plain():
+            return False
+        self.transport.write_now(data)
+        return True
+
+    async def send(self, message: Any) -> None:
+        """A message framed beforehand goes out as it is when the socket is plain
+        (``_plain``); anything else takes uvicorn's way, errors included."""
+        frame = message.get(FRAME_KEY)
+        if frame is not None and message["type"] == "websocket.send" and self._plain():
             self.transport.write(frame)
             return
         await super().send(message)

@@ -20,6 +20,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from clawdbot import metrics
+from clawdbot.wsserver import WRITE_FRAMED
 from feed_app import live, selectors
 
 CATCH_UP_BATCH = 500
@@ -71,6 +72,7 @@ class MilestoneConsumer(AsyncWebsocketConsumer):
         self._wake: asyncio.Future[None] | None = None
         self._hub = live.hub()
         self._pump: asyncio.Task[None] | None = None
+        self._write_framed = self.scope.get("extensions", {}).get(WRITE_FRAMED)
         try:
             await asyncio.wait_for(self._hub.subscribe(self._enqueue), SUBSCRIBE_TIMEOUT_S)
         except TimeoutError:  # the database cannot be reached: nothing to promise
@@ -89,6 +91,13 @@ class MilestoneConsumer(AsyncWebsocketConsumer):
         self._pump = asyncio.create_task(self._send_live())
 
     def _enqueue(self, batch: live.Batch) -> None:
+        # Idle and up to date (the pump waits, nothing queued, every frame new): the batch
+        # goes to the socket now, in the hub's turn, if the server can write it as it is.
+        if (self._wake is not None and not self._queue and self._write_framed is not None
+                and batch.after <= self.last_sent < batch.frames[0].position
+                and self._write_framed(batch.wire)):
+            self.last_sent = batch.frames[-1].position
+            return
         if len(self._queue) >= MAX_QUEUED_BATCHES:
             self._hub.unsubscribe(self._enqueue)
             asyncio.create_task(self.close(code=1013))

@@ -26,6 +26,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import psycopg
@@ -34,7 +35,7 @@ from psycopg import AsyncConnection, sql
 
 from clawdbot import asyncdb
 from clawdbot.contract import js_iso_timestamp
-from clawdbot.wsserver import text_message
+from clawdbot.wsserver import FRAME_KEY, text_message
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,11 @@ class Batch:
 
     after: int
     frames: tuple[Frame, ...]
+
+    @cached_property
+    def wire(self) -> bytes:
+        """Every frame of the batch as it goes on the wire, joined once for all sockets."""
+        return b"".join(f.send[FRAME_KEY] for f in self.frames)
 
 
 Subscriber = Callable[[Batch], None]

@@ -377,3 +377,75 @@ def test_a_consumer_too_slow_to_keep_up_is_closed_and_resumes_without_a_gap(monk
         await again.disconnect()
 
     async_to_sync(scenario)()
+
+
+def _frame_positions(wire: bytes) -> list[int]:
+    """The positions of the unmasked text frames in ``wire`` (server to client)."""
+    positions, at = [], 0
+    while at < len(wire):
+        assert wire[at] == 0x81, "one text frame per milestone"
+        length, at = wire[at + 1] & 0x7F, at + 2
+        if length == 126:
+            length, at = int.from_bytes(wire[at:at + 2], "big"), at + 2
+        elif length == 127:
+            length, at = int.from_bytes(wire[at:at + 8], "big"), at + 8
+        positions.append(json.loads(wire[at:at + length])["position"])
+        at += length
+    return positions
+
+
+def test_written_at_once_or_queued_when_the_socket_cannot_take_it_no_gap_no_repeat():
+    # Under the project's server, a socket that is idle and up to date is written in the
+    # listener's turn (the scope's WRITE_FRAMED); one that cannot take bytes as they are
+    # (not writable, closing) says so and the batch goes through the socket's queue and
+    # ASGI send. Whatever the mix, the socket carries every milestone once, in order.
+    from clawdbot.wsserver import WRITE_FRAMED
+
+    answers = iter([True, False, True, True, False, False, True] * 10)
+    wire: list[tuple[str, int]] = []  # what reached the socket, in the order it did
+
+    def write_framed(data: bytes) -> bool:
+        taken = next(answers)
+        if taken:
+            wire.extend(("at once", p) for p in _frame_positions(data))
+        return taken
+
+    async def send(message: dict) -> None:
+        if message["type"] == "websocket.send":
+            wire.append(("sent", json.loads(message["text"])["position"]))
+
+    async def arrived(count: int) -> None:
+        async with asyncio.timeout(10):
+            while len(wire) < count:
+                await asyncio.sleep(0.01)
+
+    async def scenario() -> list[int]:
+        incoming: asyncio.Queue[dict] = asyncio.Queue()
+        accepted = asyncio.Event()
+
+        async def recording_send(message: dict) -> None:
+            if message["type"] == "websocket.accept":
+                accepted.set()
+            await send(message)
+
+        scope = {"type": "websocket", "path": "/ws/milestones/", "raw_path": b"/ws/milestones/",
+                 "query_string": b"", "headers": [], "subprotocols": [],
+                 "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+                 "extensions": {WRITE_FRAMED: write_framed}}
+        await incoming.put({"type": "websocket.connect"})
+        app = asyncio.create_task(application(scope, incoming.get, recording_send))
+        async with asyncio.timeout(10):
+            await accepted.wait()
+        stored: list[int] = []
+        for _ in range(7):
+            stored += await sync_to_async(_store)(1)
+            await arrived(len(stored))
+        stored += await sync_to_async(_store)(5)  # close together: batches of several
+        await arrived(len(stored))
+        await incoming.put({"type": "websocket.disconnect", "code": 1000})
+        await app
+        return stored
+
+    stored = async_to_sync(scenario)()
+    assert [position for _how, position in wire] == stored
+    assert {how for how, _position in wire} == {"at once", "sent"}

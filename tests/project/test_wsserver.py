@@ -20,19 +20,24 @@ import uvicorn
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from clawdbot.wsserver import CoalescedWebSocketProtocol, CoalescedWrites, text_message
+from clawdbot.wsserver import (
+    WRITE_FRAMED,
+    CoalescedWebSocketProtocol,
+    CoalescedWrites,
+    text_message,
+)
 from tests.helpers import wait_for
 
 App = Callable[[Any, Any], Awaitable[None]]
 
 
-def _app(script: Callable[[Any], Awaitable[None]], errors: list[BaseException]) -> Any:
+def _app(script: Callable[..., Awaitable[None]], errors: list[BaseException]) -> Any:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         assert scope["type"] == "websocket"
         assert (await receive())["type"] == "websocket.connect"
         await send({"type": "websocket.accept"})
         try:
-            await script(send)
+            await script(send, scope)
         except BaseException as exc:  # what uvicorn answered the app, for the test to see
             errors.append(exc)
             return
@@ -42,7 +47,7 @@ def _app(script: Callable[[Any], Awaitable[None]], errors: list[BaseException]) 
 
 
 @contextmanager
-def _server(script: Callable[[Any], Awaitable[None]], *, deflate: bool = False
+def _server(script: Callable[..., Awaitable[None]], *, deflate: bool = False
             ) -> Iterator[tuple[str, list[BaseException]]]:
     errors: list[BaseException] = []
     with socket.socket() as sock:
@@ -71,7 +76,7 @@ def _texts(count: int) -> list[str]:
 def test_messages_sent_in_one_turn_arrive_intact_in_order_then_the_close():
     texts = _texts(40)
 
-    async def script(send: Any) -> None:
+    async def script(send: Any, scope: Any) -> None:
         # Framed beforehand, framed by uvicorn, and binary, mixed in one turn; then a close
         # right behind them: a close must not overtake what is still pending.
         for i, text in enumerate(texts):
@@ -124,7 +129,7 @@ def test_a_frame_built_beforehand_goes_out_as_it_is_only_when_nothing_is_negotia
     # be sent as it is: uvicorn compresses the message (RSV1 set, a short payload).
     text = "milestone " * 5_000
 
-    async def script(send: Any) -> None:
+    async def script(send: Any, scope: Any) -> None:
         for _ in range(3):
             await send(text_message(text))
 
@@ -141,7 +146,7 @@ def test_a_frame_built_beforehand_goes_out_as_it_is_only_when_nothing_is_negotia
 
 
 def test_a_frame_sent_after_the_close_is_refused_as_uvicorn_refuses_it():
-    async def script(send: Any) -> None:
+    async def script(send: Any, scope: Any) -> None:
         await send({"type": "websocket.close", "code": 1000})
         await send(text_message("after the close"))
 
@@ -153,6 +158,37 @@ def test_a_frame_sent_after_the_close_is_refused_as_uvicorn_refuses_it():
     # uvicorn's own answer: the send is refused (RuntimeError, or ClientDisconnected when
     # the client's close came first); nothing is written after the close.
     assert len(errors) == 1 and isinstance(errors[0], RuntimeError | OSError)
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+def test_frames_written_at_once_arrive_in_order_and_are_refused_when_not_plain(deflate):
+    # The scope's WRITE_FRAMED writes frames built beforehand straight to the socket, in
+    # order with what ``send`` wrote; it refuses (False, nothing written) once the socket
+    # is closed, and always when compression was negotiated (the bytes would differ).
+    texts = _texts(9)
+    answers: list[bool] = []
+
+    async def script(send: Any, scope: Any) -> None:
+        write_framed = scope["extensions"][WRITE_FRAMED]
+        await send({"type": "websocket.send", "text": texts[0]})
+        for text in texts[1:4]:
+            answers.append(write_framed(text_message(text)["clawdbot.frame"]))
+        joined = b"".join(text_message(t)["clawdbot.frame"] for t in texts[4:8])
+        answers.append(write_framed(joined))  # several frames in one write
+        if not all(answers):  # refused: they go through send, as the live feed does
+            for text in texts[1:8]:
+                await send(text_message(text))
+        await send(text_message(texts[8]))
+        await send({"type": "websocket.close", "code": 1000})
+        answers.append(write_framed(text_message("after the close")["clawdbot.frame"]))
+
+    with _server(script, deflate=deflate) as (url, errors), connect(url, max_size=None) as ws:
+        received = [ws.recv(timeout=10) for _ in texts]
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10)
+    assert not errors
+    assert received == texts
+    assert answers == ([False] * 5 if deflate else [True] * 4 + [False])
 
 
 class _Recording(asyncio.Transport):
