@@ -19,10 +19,11 @@ milestone once per socket.
 
 The live feed's listener goes one step further (``WRITE_FRAMED``): the scope's
 extensions carry a plain function that writes bytes framed beforehand straight to the
-socket, when the socket is in that same plain state and can take them, and says whether it
-did. A batch of milestones then reaches every up-to-date socket of the process within the
-listener's own turn, one ``write`` per socket, without waking a task per socket or going
-through the ASGI ``send`` coroutine (docs/PERFORMANCE.md, the realtime profile).
+socket, when the socket is in that same plain state and the bytes fit under its
+high-water mark, and says whether it did. A batch of milestones then reaches every
+up-to-date socket of the process within the listener's own turn, one ``write`` per
+socket, without waking a task per socket or going through the ASGI ``send`` coroutine
+(docs/PERFORMANCE.md, the realtime profile).
 """
 
 from __future__ import annotations
@@ -110,9 +111,13 @@ class CoalescedWebSocketProtocol(WebSocketsSansIOProtocol):
                 and not self.transport.is_closing())
 
     def write_framed(self, data: bytes) -> bool:
-        """Write frames built beforehand now, if the socket is plain and can take them;
-        False (nothing written) otherwise, for the caller to go through ``send``."""
-        if not self._plain():
+        """Write frames built beforehand now, if the socket is plain and the bytes fit under
+        the transport's high-water mark with what it holds already; False (nothing written)
+        otherwise, for the caller to go through ``send``, which waits for a slow reader
+        frame by frame. So a client that stops reading holds at most that much more here
+        than through ``send``, however large the batch."""
+        if (not self._plain() or self.transport.get_write_buffer_size() + len(data)
+                > self.transport.get_write_buffer_limits()[1]):
             return False
         self.transport.write_now(data)
         return True

@@ -224,10 +224,7 @@ def append_batch(appends: Sequence[Append]) -> list[AppendOutcome]:
                                  "or the version its earlier appends leave")
             if known is not None:
                 next_version[stream_id] = known + count
-        if count == 1:
-            event_stream.append(ordinal)
-        else:
-            event_stream.extend([ordinal] * count)
+        event_stream.extend([ordinal] * count)
         events.extend(a.events)
     if not streams:
         return [AppendOutcome([]) for _ in appends]
@@ -267,7 +264,6 @@ def append_batch(appends: Sequence[Append]) -> list[AppendOutcome]:
                                           e.metadata, at))
         outcomes.append(AppendOutcome(recorded))
     return outcomes
-
 
 
 # From this many events on, append_batch reserves positions and versions under the append
@@ -333,15 +329,14 @@ def _copy_batch(streams: list[str], expected: list[int | None], event_stream: li
     copied: list[tuple[int, str, int, str, str, str]] = []
     next_position = iter(positions)
     for ordinal, type_, text, meta in zip(event_stream, types, data, metadata, strict=True):
-        if refused and ordinal in refused:
+        if ordinal in refused:
             continue
         version[ordinal] = v = version[ordinal] + 1
         position = next(next_position)
-        rows.append((position, v, None))
+        rows.append((position, v, None if rows else at))
         copied.append((position, streams[ordinal - 1], v, type_, text, meta))
     if not copied:
         return rows, refused
-    rows[0] = (rows[0][0], rows[0][1], at)
     try:
         with transaction.atomic(), connection.wrap_database_errors, \
                 psycopg.Cursor(connection.connection) as cursor, cursor.copy(_COPY) as copy:

@@ -410,10 +410,6 @@ def test_written_at_once_or_queued_when_the_socket_cannot_take_it_no_gap_no_repe
             wire.extend(("at once", p) for p in _frame_positions(data))
         return taken
 
-    async def send(message: dict) -> None:
-        if message["type"] == "websocket.send":
-            wire.append(("sent", json.loads(message["text"])["position"]))
-
     async def arrived(count: int) -> None:
         async with asyncio.timeout(10):
             while len(wire) < count:
@@ -423,17 +419,18 @@ def test_written_at_once_or_queued_when_the_socket_cannot_take_it_no_gap_no_repe
         incoming: asyncio.Queue[dict] = asyncio.Queue()
         accepted = asyncio.Event()
 
-        async def recording_send(message: dict) -> None:
+        async def send(message: dict) -> None:
             if message["type"] == "websocket.accept":
                 accepted.set()
-            await send(message)
+            elif message["type"] == "websocket.send":
+                wire.append(("sent", json.loads(message["text"])["position"]))
 
         scope = {"type": "websocket", "path": "/ws/milestones/", "raw_path": b"/ws/milestones/",
                  "query_string": b"", "headers": [], "subprotocols": [],
                  "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
                  "extensions": {WRITE_FRAMED: write_framed}}
         await incoming.put({"type": "websocket.connect"})
-        app = asyncio.create_task(application(scope, incoming.get, recording_send))
+        app = asyncio.create_task(application(scope, incoming.get, send))
         async with asyncio.timeout(10):
             await accepted.wait()
         stored: list[int] = []

@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from clawdbot.wsserver import (
+    FRAME_KEY,
     WRITE_FRAMED,
     CoalescedWebSocketProtocol,
     CoalescedWrites,
@@ -163,24 +164,24 @@ def test_a_frame_sent_after_the_close_is_refused_as_uvicorn_refuses_it():
 @pytest.mark.parametrize("deflate", [False, True])
 def test_frames_written_at_once_arrive_in_order_and_are_refused_when_not_plain(deflate):
     # The scope's WRITE_FRAMED writes frames built beforehand straight to the socket, in
-    # order with what ``send`` wrote; it refuses (False, nothing written) once the socket
-    # is closed, and always when compression was negotiated (the bytes would differ).
-    texts = _texts(9)
+    # order with what ``send`` wrote. It refuses (False, nothing written) bytes past the
+    # transport's high-water mark, anything once the socket is closed, and everything when
+    # compression was negotiated (the bytes would differ); refused frames go through
+    # ``send``, as the live feed sends them.
+    texts = _texts(9)  # texts[4:8] hold 131 KiB, past asyncio's 64 KiB high-water mark
     answers: list[bool] = []
 
     async def script(send: Any, scope: Any) -> None:
         write_framed = scope["extensions"][WRITE_FRAMED]
         await send({"type": "websocket.send", "text": texts[0]})
-        for text in texts[1:4]:
-            answers.append(write_framed(text_message(text)["clawdbot.frame"]))
-        joined = b"".join(text_message(t)["clawdbot.frame"] for t in texts[4:8])
-        answers.append(write_framed(joined))  # several frames in one write
-        if not all(answers):  # refused: they go through send, as the live feed does
-            for text in texts[1:8]:
-                await send(text_message(text))
+        for group in (texts[1:2], texts[2:4], texts[4:8]):  # one frame, then several joined
+            answers.append(write_framed(b"".join(text_message(t)[FRAME_KEY] for t in group)))
+            if not answers[-1]:
+                for text in group:
+                    await send(text_message(text))
         await send(text_message(texts[8]))
         await send({"type": "websocket.close", "code": 1000})
-        answers.append(write_framed(text_message("after the close")["clawdbot.frame"]))
+        answers.append(write_framed(text_message("after the close")[FRAME_KEY]))
 
     with _server(script, deflate=deflate) as (url, errors), connect(url, max_size=None) as ws:
         received = [ws.recv(timeout=10) for _ in texts]
@@ -188,7 +189,7 @@ def test_frames_written_at_once_arrive_in_order_and_are_refused_when_not_plain(d
             ws.recv(timeout=10)
     assert not errors
     assert received == texts
-    assert answers == ([False] * 5 if deflate else [True] * 4 + [False])
+    assert answers == ([False] * 4 if deflate else [True, True, False, False])
 
 
 class _Recording(asyncio.Transport):
